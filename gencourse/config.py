@@ -1,0 +1,108 @@
+"""Profiles, device choice and seeding.
+
+Every notebook and benchmark asks ``profile().pick(smoke=..., lecture=..., full=...)`` how much work
+to do; nothing else reads ``GENCOURSE_PROFILE``.
+
+| profile   | default when       | purpose                                              |
+| --------- | ------------------ | ---------------------------------------------------- |
+| ``smoke`` | CI sets it         | every code path once, tiny data and steps            |
+| ``lecture``| no CUDA GPU       | a notebook in minutes on a laptop CPU                |
+| ``full``  | a CUDA GPU present | best quality; the README's numbers come from here    |
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "lecture", "full")
+DEVICES = ("cpu", "cuda", "mps")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much work to do. ``name`` is one of ``PROFILES``."""
+
+    name: str
+
+    def __post_init__(self):
+        if self.name not in PROFILES:
+            raise ValueError(f"unknown profile {self.name!r}; valid profiles are {', '.join(PROFILES)}")
+
+    def pick(self, *, smoke: T, lecture: T, full: T) -> T:
+        """The value for this profile, e.g. ``profile().pick(smoke=1, lecture=5, full=50)`` epochs."""
+        return {"smoke": smoke, "lecture": lecture, "full": full}[self.name]
+
+    @property
+    def is_smoke(self) -> bool:
+        return self.name == "smoke"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def profile() -> Profile:
+    """The active profile: ``$GENCOURSE_PROFILE``, else ``full`` on a CUDA machine, else ``lecture``."""
+    value = os.environ.get("GENCOURSE_PROFILE", "").strip().lower()
+    if not value:
+        return Profile("full" if torch.cuda.is_available() else "lecture")
+    if value not in PROFILES:
+        raise ValueError(
+            f"GENCOURSE_PROFILE={os.environ['GENCOURSE_PROFILE']!r} is not a profile; "
+            f"set it to one of: {', '.join(PROFILES)} (or unset it for the default)"
+        )
+    return Profile(value)
+
+
+def device() -> torch.device:
+    """``$GENCOURSE_DEVICE`` if set, else cuda, then mps, then cpu."""
+    value = os.environ.get("GENCOURSE_DEVICE", "").strip().lower()
+    if value:
+        if value not in DEVICES:
+            raise ValueError(f"GENCOURSE_DEVICE={value!r} is not a device; use one of: {', '.join(DEVICES)}")
+        if value == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("GENCOURSE_DEVICE=cuda but torch sees no CUDA GPU; unset it to use the CPU")
+        if value == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError("GENCOURSE_DEVICE=mps but this torch has no MPS support; unset it to use the CPU")
+        return torch.device(value)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices) so the same seed gives the same numbers.
+
+    Returns a CPU ``torch.Generator`` seeded the same way, for code that wants its own stream.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def data_dir() -> Path:
+    """The repository's ``data/`` folder (the default dataset root and cache location)."""
+    return REPO_ROOT / "data"
+
+
+def cache_dir() -> Path:
+    """Where trained models are cached: ``$GENCOURSE_CACHE``, else ``data/cache``."""
+    value = os.environ.get("GENCOURSE_CACHE")
+    return Path(value).expanduser() if value else data_dir() / "cache"
+
+
+def describe() -> str:
+    """One line for a notebook's setup cell: profile, device, torch version."""
+    return f"gencourse profile: {profile().name} | device: {device()} | torch {torch.__version__}"

@@ -1,0 +1,302 @@
+"""The one generic training loop, its history, and the cache of trained models.
+
+``fit`` trains any model whose loss is ``loss_fn(model, batch)``: VAEs, flows and diffusion models use
+it as is; the GAN loop in ``gencourse.gan`` is built from the same pieces (``training_steps``,
+``History``, ``check_finite``). ``load_or_train`` skips training when a matching model is cached, which
+is what lets an instructor re-run any training cell in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gencourse.config import cache_dir, device as default_device, profile as active_profile, seed_everything
+
+CACHE_FORMAT = 1
+
+
+def progress(iterable: Iterable | None = None, total: int | None = None, desc: str | None = None, **kwargs):
+    """A tqdm.auto progress bar, silenced in the smoke profile (or with ``GENCOURSE_PROGRESS=0``)."""
+    from tqdm.auto import tqdm
+
+    quiet = active_profile().is_smoke or os.environ.get("GENCOURSE_PROGRESS", "1") == "0"
+    return tqdm(iterable, total=total, desc=desc, disable=quiet, **kwargs)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the message names the likely causes."""
+
+
+def check_finite(loss: torch.Tensor, step: int, what: str = "loss", lr: float | None = None) -> None:
+    """Stop training with a useful message as soon as ``loss`` is NaN or infinite."""
+    if torch.isfinite(loss).all():
+        return
+    lr_hint = f" (lr={lr:g})" if lr is not None else ""
+    raise NonFiniteLossError(
+        f"the {what} became {loss.detach().flatten()[0].item()} at step {step}. Likely causes:\n"
+        f"  - the learning rate is too high{lr_hint}: try it 3-10x lower;\n"
+        "  - exploding gradients: pass clip_grad=1.0 to clip the gradient norm;\n"
+        "  - a log or division of zero in the loss: use log_softmax / logsigmoid / an epsilon;\n"
+        "  - inputs outside the range the model expects (e.g. [0, 255] where [0, 1] is meant)."
+    )
+
+
+class History:
+    """Logged values per key as ``(step, value)`` pairs; ``history["loss"]`` gives the values."""
+
+    def __init__(self, records: dict | None = None, meta: dict | None = None):
+        self.records: dict[str, list[tuple[int, float]]] = {k: [tuple(p) for p in v] for k, v in (records or {}).items()}
+        self.meta: dict = dict(meta or {})
+
+    def log(self, step: int, **values: float) -> None:
+        for key, value in values.items():
+            value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+            self.records.setdefault(key, []).append((int(step), value))
+
+    def __getitem__(self, key: str) -> list[float]:
+        if key not in self.records:
+            raise KeyError(f"no {key!r} in this history; it has: {', '.join(self.records) or 'nothing yet'}")
+        return [v for _, v in self.records[key]]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def keys(self):
+        return self.records.keys()
+
+    def steps(self, key: str) -> list[int]:
+        return [s for s, _ in self.records[key]]
+
+    def last(self, key: str, n: int = 1) -> float:
+        """Mean of the last ``n`` values of ``key``."""
+        values = self[key][-n:]
+        return sum(values) / len(values)
+
+    def first(self, key: str, n: int = 1) -> float:
+        """Mean of the first ``n`` values of ``key``."""
+        values = self[key][:n]
+        return sum(values) / len(values)
+
+    def to_dict(self) -> dict:
+        return {"records": {k: [list(p) for p in v] for k, v in self.records.items()}, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        return cls(d.get("records"), d.get("meta"))
+
+    def plot(self, keys=None, ax=None, smooth: float = 0.0, title: str = "Training curves"):
+        """Plot ``keys`` (all by default) against the step; see :func:`gencourse.plot.training_curves`."""
+        from gencourse.plot import training_curves
+
+        return training_curves(self, keys=keys, ax=ax, smooth=smooth, title=title)
+
+    def __repr__(self):
+        parts = ", ".join(f"{k}: {len(v)} values, last {v[-1][1]:.4g}" for k, v in self.records.items() if v)
+        return f"History({parts})"
+
+
+def to_device(batch, dev: torch.device):
+    """Move a tensor, or a tuple/list/dict of tensors, to ``dev``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(dev, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, dev) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, dev) for k, v in batch.items()}
+    return batch
+
+
+def training_steps(data, *, epochs: int | None = None, steps: int | None = None, seconds: float | None = None,
+                   desc: str = "training") -> Iterator[tuple[int, object, object]]:
+    """Yield ``(step, batch, bar)`` until the first of ``epochs``, ``steps`` or ``seconds`` is used up.
+
+    ``data`` is an iterable of batches (iterated once per epoch) or a function that returns a fresh
+    batch on each call (for samplers of toy data). ``bar`` is the progress bar (``bar.set_postfix``).
+    """
+    if epochs is None and steps is None and seconds is None:
+        raise ValueError("say how long to train: give epochs=, steps= or seconds=")
+    if callable(data) and epochs is not None:
+        raise ValueError("data is a sampling function, which has no epochs: give steps= or seconds= instead")
+    per_epoch = None if callable(data) else len(data) if hasattr(data, "__len__") else None
+    if per_epoch == 0:
+        raise ValueError("data yields no batches: the dataset is smaller than one batch (lower batch_size)")
+    total = steps
+    if epochs is not None and per_epoch is not None:
+        total = epochs * per_epoch if total is None else min(total, epochs * per_epoch)
+    start, step, epoch = time.perf_counter(), 0, 0
+    with progress(total=total, desc=desc, leave=True) as bar:
+        while True:
+            batches = iter(lambda: data(), None) if callable(data) else iter(data)
+            for batch in batches:
+                if (steps is not None and step >= steps) or (
+                    seconds is not None and time.perf_counter() - start >= seconds
+                ):
+                    return
+                yield step, batch, bar
+                step += 1
+                bar.update(1)
+            epoch += 1
+            if step == 0:
+                raise ValueError("data yielded no batches")
+            if epochs is not None and epoch >= epochs:
+                return
+
+
+def fit(model: nn.Module, loss_fn: Callable, data, *, epochs: int | None = None, steps: int | None = None,
+        seconds: float | None = None, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
+        clip_grad: float | None = None, scheduler=None, history: History | None = None,
+        callback: Callable | None = None, every: int = 100, desc: str = "training") -> History:
+    """Train ``model`` by minimising ``loss_fn(model, batch)`` and return the :class:`History`.
+
+    - ``loss_fn`` returns a scalar loss, or ``(loss, {"name": value, ...})`` to log more values.
+    - ``data``: see :func:`training_steps`; batches are moved to the model's device.
+    - Stops at the first of ``epochs`` / ``steps`` / ``seconds``; raises :class:`NonFiniteLossError`
+      on a NaN or infinite loss. ``optimizer`` defaults to Adam(``lr``); ``scheduler`` is stepped
+      once per step; ``clip_grad`` clips the gradient norm.
+    - ``callback(step, model, history)`` runs every ``every`` steps and after the last one (for sample
+      snapshots or evaluations). The model is left in eval mode.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    dev = params[0].device
+    optimizer = optimizer or torch.optim.Adam(params, lr=lr)
+    history = history or History()
+    offset = max((s for v in history.records.values() for s, _ in v), default=-1) + 1
+    start = time.perf_counter()
+    model.train()
+    step = -1
+    for step, batch, bar in training_steps(data, epochs=epochs, steps=steps, seconds=seconds, desc=desc):
+        out = loss_fn(model, to_device(batch, dev))
+        loss, extra = out if isinstance(out, tuple) else (out, {})
+        check_finite(loss, offset + step, lr=optimizer.param_groups[0]["lr"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad is not None:
+            extra = {**extra, "grad_norm": nn.utils.clip_grad_norm_(params, clip_grad)}
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        history.log(offset + step, loss=loss, **extra)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4g}")
+        if callback is not None and step % every == 0 and step > 0:
+            model.eval()
+            callback(offset + step, model, history)
+            model.train()
+    model.eval()
+    if callback is not None and step >= 0:
+        callback(offset + step, model, history)
+    history.meta["train_seconds"] = history.meta.get("train_seconds", 0.0) + time.perf_counter() - start
+    history.meta["steps"] = offset + step + 1
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# The model cache
+# ---------------------------------------------------------------------------------------------
+
+
+class CacheWarning(UserWarning):
+    """A cached model could not be used (corrupt or mismatched) and is being retrained."""
+
+
+def config_hash(name: str, config: dict) -> str:
+    text = json.dumps({"name": name, "config": config}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def cache_path(name: str, config: dict, profile: str | None = None, directory: Path | None = None) -> Path:
+    """Where ``load_or_train`` keeps the model ``name`` trained with ``config`` in ``profile``."""
+    profile = profile or active_profile().name
+    return Path(directory or cache_dir()) / f"{name}-{profile}-{config_hash(name, config)}.pt"
+
+
+def _load_cached(path: Path, model: nn.Module, name: str, config: dict) -> History | None:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != CACHE_FORMAT or payload.get("name") != name:
+            raise ValueError(f"it holds {payload.get('name')!r} in format {payload.get('format')}")
+        if payload.get("config_hash") != config_hash(name, config):
+            raise ValueError("it was trained with another configuration")
+        model.load_state_dict(payload["state_dict"])
+        return History.from_dict(payload["history"])
+    except Exception as exc:  # corrupt file, wrong keys or shapes: never use it, say so, retrain
+        warnings.warn(f"cached model {path} cannot be used ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}); "
+                      "retraining it", CacheWarning, stacklevel=3)
+        return None
+
+
+def load_or_train(name: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], History],
+                  config: dict, *, seed: int = 0, retrain: bool | None = None, profile: str | None = None,
+                  directory: Path | None = None, device: torch.device | None = None):
+    """Return ``(model, history)``: loaded from the cache when a model ``name`` with the same
+    ``config`` was trained before in this profile, else built with ``build()``, trained with
+    ``train(model) -> History`` (seeded with ``seed``) and saved.
+
+    ``config`` (JSON-serialisable) must hold everything that changes the result (sizes, steps, lr...);
+    its hash is part of the file name, so changing it retrains. Files are read with
+    ``torch.load(weights_only=True)``; a corrupt or mismatched one is reported (``CacheWarning``) and
+    retrained. ``retrain=True`` or ``GENCOURSE_RETRAIN=1`` ignores the cache.
+    """
+    dev = device or default_device()
+    path = cache_path(name, config, profile, directory)
+    retrain = os.environ.get("GENCOURSE_RETRAIN", "0") == "1" if retrain is None else retrain
+    seed_everything(seed)
+    model = build()
+    if path.exists() and not retrain:
+        history = _load_cached(path, model, name, config)
+        if history is not None:
+            history.meta["loaded_from"] = str(path)
+            return model.to(dev).eval(), history
+    model = model.to(dev)
+    seed_everything(seed)
+    start = time.perf_counter()
+    history = train(model)
+    if not isinstance(history, History):
+        raise TypeError(f"train() for {name!r} must return a History, got {type(history).__name__}")
+    history.meta.setdefault("train_seconds", time.perf_counter() - start)
+    history.meta.update(device=str(dev), torch=torch.__version__, machine=platform.machine(),
+                        date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": CACHE_FORMAT, "name": name, "config_hash": config_hash(name, config),
+               "config": json.dumps(config, sort_keys=True, default=str), "state_dict": state,
+               "history": history.to_dict()}
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: an interrupted save never leaves a half-written cache file
+    return model.eval(), history
+
+
+# ---------------------------------------------------------------------------------------------
+# The course's models, for ahead-of-class pretraining and benchmarks
+# ---------------------------------------------------------------------------------------------
+
+COURSE_MODELS: dict[str, Callable] = {}
+
+
+def course_model(name: str):
+    """Register a function that returns ``(model, history)`` for one of the course's trained models,
+    built and trained exactly as its notebook does (through ``load_or_train``), so that pretraining
+    and benchmarks use the very same models."""
+
+    def register(fn):
+        if name in COURSE_MODELS and COURSE_MODELS[name] is not fn:
+            raise ValueError(f"a course model named {name!r} is already registered")
+        COURSE_MODELS[name] = fn
+        fn.course_model_name = name
+        return fn
+
+    return register
