@@ -24,13 +24,16 @@ def checker(fn):
     @functools.wraps(fn)
     def wrapper(student_fn, *args, **kwargs):
         if not callable(student_fn):
-            raise ExerciseError(f"{fn.__name__} expects your function itself (no parentheses), "
-                                f"got {type(student_fn).__name__}")
+            raise ExerciseError(
+                f"{fn.__name__} expects your function itself (no parentheses), got {type(student_fn).__name__}"
+            )
         try:
             summary = fn(student_fn, *args, **kwargs)
         except NotImplementedError as exc:
-            raise ExerciseError(f"`{getattr(student_fn, '__name__', 'your function')}` is not written yet: "
-                                f"replace the `raise NotImplementedError` line with your code ({exc})") from None
+            raise ExerciseError(
+                f"`{getattr(student_fn, '__name__', 'your function')}` is not written yet: "
+                f"replace the `raise NotImplementedError` line with your code ({exc})"
+            ) from None
         print(f"Correct! {summary}" if summary else "Correct!")
 
     return wrapper
@@ -47,8 +50,9 @@ def expect_tensor(name: str, got, shape=None) -> torch.Tensor:
     return got
 
 
-def expect_close(name: str, got: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4,
-                 hint: str = "") -> None:
+def expect_close(
+    name: str, got: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4, hint: str = ""
+) -> None:
     """Raise an :class:`ExerciseError` that says how ``got`` differs from ``expected``."""
     got = expect_tensor(name, got, expected.shape).to(expected.dtype)
     if torch.allclose(got, expected, atol=atol, rtol=rtol):
@@ -58,9 +62,13 @@ def expect_close(name: str, got: torch.Tensor, expected: torch.Tensor, atol: flo
         why = "the sign is flipped"
     elif torch.allclose(diff, diff.flatten()[0].expand_as(diff), atol=atol, rtol=rtol):
         why = f"off by a constant {diff.flatten()[0].item():.4g}"
-    elif (expected.abs() > atol).all() and torch.allclose(got / expected, (got / expected).flatten()[0].expand_as(got), rtol=rtol, atol=atol):
+    elif (expected.abs() > atol).all() and torch.allclose(
+        got / expected, (got / expected).flatten()[0].expand_as(got), rtol=rtol, atol=atol
+    ):
         why = f"off by a factor {(got / expected).flatten()[0].item():.4g}"
     else:
         why = f"largest difference {diff.abs().max().item():.4g}"
-    raise ExerciseError(f"{name} is not right yet: {why}. Expected e.g. {expected.flatten()[:3].tolist()}, "
-                        f"got {got.flatten()[:3].tolist()}." + (f" Hint: {hint}" if hint else ""))
+    raise ExerciseError(
+        f"{name} is not right yet: {why}. Expected e.g. {expected.flatten()[:3].tolist()}, "
+        f"got {got.flatten()[:3].tolist()}." + (f" Hint: {hint}" if hint else "")
+    )

@@ -12,8 +12,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU, "tanh": nn.Tanh,
-               "elu": nn.ELU, "gelu": nn.GELU}
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+}
 
 
 def activation(name: str) -> nn.Module:
@@ -28,8 +34,14 @@ class MLP(nn.Sequential):
     ``out_act`` (an activation name) is applied to the output if given.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (128, 128), act: str = "silu",
-                 out_act: str | None = None):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: Sequence[int] = (128, 128),
+        act: str = "silu",
+        out_act: str | None = None,
+    ):
         dims = [in_dim, *hidden, out_dim]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
@@ -59,13 +71,17 @@ class ConvEncoder(nn.Module):
     ``group`` or ``none`` (use ``none`` for critics with a gradient penalty or spectral norm).
     """
 
-    def __init__(self, out_dim: int, in_channels: int = 1, ch: int = 32, norm: str = "batch",
-                 act: str = "leaky_relu"):
+    def __init__(self, out_dim: int, in_channels: int = 1, ch: int = 32, norm: str = "batch", act: str = "leaky_relu"):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, ch, 4, stride=2, padding=1), activation(act),
-            nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1), _norm(norm, 2 * ch), activation(act),
-            nn.Conv2d(2 * ch, 2 * ch, 3, padding=1), _norm(norm, 2 * ch), activation(act),
+            nn.Conv2d(in_channels, ch, 4, stride=2, padding=1),
+            activation(act),
+            nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1),
+            _norm(norm, 2 * ch),
+            activation(act),
+            nn.Conv2d(2 * ch, 2 * ch, 3, padding=1),
+            _norm(norm, 2 * ch),
+            activation(act),
             nn.Flatten(),
         )
         self.head = nn.Linear(2 * ch * 7 * 7, out_dim)
@@ -79,14 +95,25 @@ class ConvDecoder(nn.Module):
     convolutions (7 -> 14 -> 28). The output is raw (logits or unbounded); ``out_act`` adds e.g. tanh.
     """
 
-    def __init__(self, in_dim: int, out_channels: int = 1, ch: int = 32, norm: str = "batch", act: str = "relu",
-                 out_act: str | None = None):
+    def __init__(
+        self,
+        in_dim: int,
+        out_channels: int = 1,
+        ch: int = 32,
+        norm: str = "batch",
+        act: str = "relu",
+        out_act: str | None = None,
+    ):
         super().__init__()
         self.ch = ch
         self.fc = nn.Sequential(nn.Linear(in_dim, 2 * ch * 7 * 7), activation(act))
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(2 * ch, 2 * ch, 4, stride=2, padding=1), _norm(norm, 2 * ch), activation(act),
-            nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1), _norm(norm, ch), activation(act),
+            nn.ConvTranspose2d(2 * ch, 2 * ch, 4, stride=2, padding=1),
+            _norm(norm, 2 * ch),
+            activation(act),
+            nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1),
+            _norm(norm, ch),
+            activation(act),
             nn.Conv2d(ch, out_channels, 3, padding=1),
         )
         self.out_act = activation(out_act) if out_act else nn.Identity()
