@@ -207,11 +207,11 @@ def export_slides(
     so the deck shows its figures; otherwise the deck shows the notebook as committed (code, no outputs)."""
     from gencourse.config import profile as active_profile
 
-    dest = Path(dest)
+    paths, dest = notebook_paths(src), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     profile = profile or active_profile().name
     written, rows = [], []
-    for path in notebook_paths(src):
+    for path in paths:
         nb = nbformat.read(path, as_version=4)
         result = execute(nb, path, profile, timeout) if run else None
         target = dest / f"{path.stem}.slides.html"
@@ -250,11 +250,11 @@ def export_html(src: Path, dest: Path, *, profile: str | None = None, timeout: i
     from gencourse.config import device
     from gencourse.config import profile as active_profile
 
-    dest = Path(dest)
+    paths, dest = notebook_paths(src), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     profile = profile or active_profile().name
     written, rows, total = [], [], 0.0
-    for path in notebook_paths(src):
+    for path in paths:
         nb = nbformat.read(path, as_version=4)
         result = execute(nb, path, profile, timeout)
         target = dest / f"{path.stem}.html"

@@ -56,6 +56,7 @@ EXERCISE = '''def double(x):
     # END SOLUTION'''
 
 SOLUTION_LINES = ("y = x + x", "return y")
+SECTION_TITLES = ("1. Doubling", "2. Your turn", "Summary")
 CHECK = "gencourse.exercises.check_double(double)"
 
 
