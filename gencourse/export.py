@@ -19,6 +19,7 @@ and lists the measured run time of each in the index.
 from __future__ import annotations
 
 import argparse
+import copy
 import html
 import os
 import re
@@ -85,6 +86,32 @@ def external_resources(page: str) -> list[str]:
     return finder.found
 
 
+# matplotlib's animation player (Animation.to_jshtml, behind gencourse.plot.animate) loads Font Awesome
+# from a CDN for its button icons; offline its buttons would be blank. The same icons as characters:
+FONT_AWESOME_LINK = re.compile(r"<link[^>]*font-awesome[^>]*>", re.IGNORECASE)
+PLAYER_ICONS = (
+    "<style>.anim-buttons .fa{font-style:normal}"
+    '.fa-minus::before{content:"\\2212"}.fa-plus::before{content:"+"}'
+    '.fa-fast-backward::before{content:"|\\25C0\\25C0"}.fa-step-backward::before{content:"|\\25C0"}'
+    '.fa-play::before{content:"\\25B6"}.fa-flip-horizontal{display:inline-block;transform:scaleX(-1)}'
+    '.fa-pause::before{content:"\\275A\\275A"}.fa-step-forward::before{content:"\\25B6|"}'
+    '.fa-fast-forward::before{content:"\\25B6\\25B6|"}</style>'
+)
+
+
+def offline_outputs(nb):
+    """A copy of ``nb`` whose HTML outputs no longer load Font Awesome (see ``PLAYER_ICONS``)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            page = output.get("data", {}).get("text/html")
+            if isinstance(page, list):
+                page = "".join(page)
+            if page and FONT_AWESOME_LINK.search(page):
+                output["data"]["text/html"] = FONT_AWESOME_LINK.sub(lambda _: PLAYER_ICONS, page)
+    return nb
+
+
 def copy_static(dest: Path) -> Path:
     """Copy reveal.js and KaTeX into ``dest/_static`` (what every exported page links to)."""
     target = Path(dest) / STATIC_NAME
@@ -113,7 +140,7 @@ def render(nb, kind: str, name: str) -> str:
     else:
         raise ValueError(f"unknown page kind {kind!r}: use 'slides' or 'html'")
     page, _ = exporter.from_notebook_node(
-        nb, resources={"metadata": {"name": name}, "gencourse": {"static": STATIC_NAME}}
+        offline_outputs(nb), resources={"metadata": {"name": name}, "gencourse": {"static": STATIC_NAME}}
     )
     online = external_resources(page)
     if online:
@@ -184,7 +211,6 @@ def write_index(dest: Path, heading: str, intro: str, columns: list[str], rows: 
 body {{ font-family: system-ui, sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; }}
 th, td {{ text-align: left; padding: 0.4em 0.8em; border-bottom: 1px solid #ddd; }}
-td.num, th.num {{ text-align: right; }}
 .failed {{ color: #b00020; font-weight: 600; }}
 </style></head>
 <body><h1>{html.escape(heading)}</h1>
@@ -199,52 +225,13 @@ td.num, th.num {{ text-align: right; }}
     return path
 
 
-def export_slides(
-    src: Path, dest: Path, *, run: bool = False, profile: str | None = None, timeout: int = 1800
+def export(
+    src: Path, dest: Path, kind: str, *, run: bool, profile: str | None = None, timeout: int = 1800
 ) -> list[tuple[Path, Run | None]]:
-    """Write a reveal.js deck ``<name>.slides.html`` per notebook of ``src`` into ``dest``, plus
-    ``_static/`` and ``index.html``. With ``run=True`` each notebook is executed first (in ``profile``)
-    so the deck shows its figures; otherwise the deck shows the notebook as committed (code, no outputs)."""
-    from gencourse.config import profile as active_profile
-
-    paths, dest = notebook_paths(src), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    profile = profile or active_profile().name
-    written, rows = [], []
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        result = execute(nb, path, profile, timeout) if run else None
-        target = dest / f"{path.stem}.slides.html"
-        target.write_text(render(nb, "slides", path.stem), encoding="utf-8")
-        written.append((target, result))
-        status = (
-            ""
-            if result is None
-            else f"ran in {result.seconds:.0f} s"
-            if result.error is None
-            else f'<span class="failed">failed: {html.escape(result.error)}</span>'
-        )
-        rows.append(
-            [
-                f'<a href="{html.escape(target.name)}">{html.escape(path.stem)}</a>',
-                html.escape(_title(nb, path.stem)),
-                status,
-            ]
-        )
-    copy_static(dest)
-    intro = (
-        f"Executed in the <code>{profile}</code> profile."
-        if run
-        else "Without outputs (run with --execute to include them)."
-    ) + " Keys: arrows to move, <kbd>S</kbd> speaker notes, <kbd>F</kbd> full screen, <kbd>Esc</kbd> overview."
-    write_index(dest, "Slides", intro, ["deck", "title", ""], rows)
-    return written
-
-
-def export_html(src: Path, dest: Path, *, profile: str | None = None, timeout: int = 1800) -> list[tuple[Path, Run]]:
-    """Execute every notebook of ``src`` in ``profile`` and write ``<name>.html`` pages with their outputs
-    into ``dest``, plus ``_static/`` and an ``index.html`` with the measured run time of each. A notebook
-    that fails still gets its page (outputs up to the error) and is marked failed in the index."""
+    """Write a ``kind`` page (:func:`render`) per notebook of ``src`` into ``dest``, plus ``_static/`` and
+    an ``index.html``. With ``run=True`` each notebook is first executed in ``profile`` (:func:`execute`);
+    the index then lists its run time and slowest cell, and a failed one is marked (its page still shows
+    the outputs up to the error)."""
     import torch
 
     from gencourse.config import device
@@ -253,35 +240,49 @@ def export_html(src: Path, dest: Path, *, profile: str | None = None, timeout: i
     paths, dest = notebook_paths(src), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     profile = profile or active_profile().name
-    written, rows, total = [], [], 0.0
+    suffix = ".slides.html" if kind == "slides" else ".html"
+    written, rows = [], []
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        result = execute(nb, path, profile, timeout)
-        target = dest / f"{path.stem}.html"
-        target.write_text(render(nb, "html", path.stem), encoding="utf-8")
+        result = execute(nb, path, profile, timeout) if run else None
+        target = dest / f"{path.stem}{suffix}"
+        target.write_text(render(nb, kind, path.stem), encoding="utf-8")
         written.append((target, result))
-        total += result.seconds
-        status = "ok" if result.error is None else f'<span class="failed">failed: {html.escape(result.error)}</span>'
-        rows.append(
-            [
-                f'<a href="{html.escape(target.name)}">{html.escape(path.stem)}</a>',
-                html.escape(_title(nb, path.stem)),
-                f"{result.seconds:.1f} s",
-                f"{result.slowest_cell:.1f} s",
-                status,
-            ]
-        )
+        row = [f'<a href="{html.escape(target.name)}">{html.escape(path.stem)}</a>', html.escape(_title(nb, path.stem))]
+        if result is not None:
+            failed = f'<span class="failed">failed: {html.escape(result.error)}</span>' if result.error else "ok"
+            row += [f"{result.seconds:.1f} s", f"{result.slowest_cell:.1f} s", failed]
+        rows.append(row)
     copy_static(dest)
-    machine = f"device {device()}, torch {torch.__version__}"
-    intro = (
-        f"Every notebook run top to bottom in a fresh kernel in the <code>{html.escape(profile)}</code> profile "
-        f"on {datetime.now().strftime('%Y-%m-%d %H:%M')}, {total:.0f} s in all ({html.escape(machine)}). "
-        "Run times include starting the kernel; a second run is faster once trained models are cached."
-    )
-    write_index(
-        dest, "Course notebooks, rendered", intro, ["notebook", "title", "run time", "slowest cell", "status"], rows
-    )
+    columns = ["notebook", "title"] + (["run time", "slowest cell", "status"] if run else [])
+    if run:
+        total = sum(result.seconds for _, result in written)
+        intro = (
+            f"Each notebook run top to bottom in a fresh kernel in the <code>{html.escape(profile)}</code> profile "
+            f"on {datetime.now().strftime('%Y-%m-%d %H:%M')}, {total:.0f} s in all (device {device()}, torch "
+            f"{torch.__version__}). Run times include starting the kernel; trained models load from the cache "
+            "once they are in it."
+        )
+    else:
+        intro = "The notebooks as committed, without outputs (export with --execute to include them)."
+    if kind == "slides":
+        intro += " Keys: arrows move, <kbd>Esc</kbd> overview, <kbd>S</kbd> speaker notes, <kbd>F</kbd> full screen."
+    write_index(dest, "Course slides" if kind == "slides" else "Course notebooks", intro, columns, rows)
     return written
+
+
+def export_slides(
+    src: Path, dest: Path, *, run: bool = False, profile: str | None = None, timeout: int = 1800
+) -> list[tuple[Path, Run | None]]:
+    """A reveal.js deck ``<name>.slides.html`` per notebook; with ``run=True`` executed first, so the
+    deck shows its figures, else the notebook as committed (code and text, no outputs)."""
+    return export(src, dest, "slides", run=run, profile=profile, timeout=timeout)
+
+
+def export_html(src: Path, dest: Path, *, profile: str | None = None, timeout: int = 1800) -> list[tuple[Path, Run]]:
+    """Execute every notebook in ``profile`` and write ``<name>.html`` with its outputs, and the index
+    with the measured run time of each."""
+    return export(src, dest, "html", run=True, profile=profile, timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

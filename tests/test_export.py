@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from course_notebooks import REAL_NOTEBOOKS, SECTION_TITLES, code, course_notebook, markdown
 
-from gencourse.export import STATIC, export_slides, external_resources, main, render
+from gencourse.export import PLAYER_ICONS, STATIC, export_slides, external_resources, main, render
 
 
 class _LocalLinks(HTMLParser):
@@ -103,6 +103,21 @@ def test_render_refuses_a_notebook_that_would_load_from_the_network():
     nb.cells.append(markdown('<img src="https://example.org/figure.png">'))
     with pytest.raises(RuntimeError, match="would not work offline.*example.org/figure.png"):
         render(nb, "slides", "00_demo")
+
+
+def test_matplotlib_animation_player_gets_its_icons_offline():
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    player = FuncAnimation(fig, lambda i: ax.set_title(str(i)), frames=2).to_jshtml()
+    plt.close(fig)
+    assert "font-awesome" in player  # what gencourse.plot.animate shows in a live kernel
+    nb = course_notebook()
+    nb.cells[4].outputs = [nbformat.v4.new_output("display_data", data={"text/html": player})]
+    page = render(nb, "html", "00_demo")
+    assert external_resources(page) == [] and PLAYER_ICONS in page and 'class="fa fa-play"' in page
+    assert "font-awesome" in nb.cells[4].outputs[0].data["text/html"], "the notebook itself is not changed"
 
 
 def test_html_runs_each_notebook_in_the_profile_and_indexes_the_run_times(tmp_path, monkeypatch, capsys):
