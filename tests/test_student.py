@@ -120,7 +120,47 @@ def test_exercise_list(tmp_path):
 
 
 def run_exercise(nb, ex):
+    """The setup cell, the exercise cell and its check cell, in one namespace: what a student runs after
+    jumping to the exercise from a fresh kernel."""
     return run_cells(nb, [first_code_cell(nb), ex.cell, ex.check_cell])
+
+
+def check_both_editions(solution, name: str, capsys) -> int:
+    """Every exercise passes its checker as solved and gets "not written yet" in the student edition.
+    Returns the number of exercises."""
+    found = exercises(solution, name)
+    student = student_notebook(solution, name)
+    for ex in found:
+        try:
+            run_exercise(solution, ex)
+        except NameError as exc:
+            pytest.fail(
+                f"{name}: exercise cell {ex.cell + 1} or its check uses {exc.name!r} from a cell other than the "
+                "setup cell; pass it to the checker or define it in the exercise cell"
+            )
+        assert "Correct!" in capsys.readouterr().out, f"{name} cell {ex.check_cell + 1}: the reference answer fails"
+        with pytest.raises(ExerciseError) as info:
+            run_exercise(student, ex)
+        assert "is not written yet: replace the `raise NotImplementedError` line" in str(info.value)
+        assert "your turn" in str(info.value)
+    return len(found)
+
+
+@pytest.mark.parametrize("path", ["synthetic"] + REAL_NOTEBOOKS, ids=lambda p: getattr(p, "stem", p))
+def test_exercises_pass_as_solved_and_say_not_written_yet_as_student(path, monkeypatch, capsys):
+    if path == "synthetic":  # always runs, so this test never passes on an empty notebooks/ folder
+        install_checker(monkeypatch)
+        assert check_both_editions(course_notebook(), "00_demo.ipynb", capsys) == 1
+    elif not check_both_editions(nbformat.read(path, as_version=4), path.name, capsys):
+        pytest.skip(f"{path.name} has no exercises")
+
+
+def test_an_exercise_that_needs_an_earlier_cell_is_reported(monkeypatch, capsys):
+    install_checker(monkeypatch)
+    nb = course_notebook()
+    nb.cells[6].source = nb.cells[6].source.replace("y = x + x", "y = x * factor")
+    with pytest.raises(pytest.fail.Exception, match="uses 'factor' from a cell other than the setup cell"):
+        check_both_editions(nb, "00_demo.ipynb", capsys)
 
 
 def test_the_message_names_the_function(monkeypatch):
@@ -129,23 +169,3 @@ def test_the_message_names_the_function(monkeypatch):
     (ex,) = exercises(solution)
     with pytest.raises(ExerciseError, match="^`double` is not written yet"):
         run_exercise(student_notebook(solution), ex)
-
-
-@pytest.mark.parametrize("path", ["synthetic"] + REAL_NOTEBOOKS, ids=lambda p: getattr(p, "stem", p))
-def test_exercises_pass_as_solved_and_say_not_written_yet_as_student(path, monkeypatch, capsys):
-    if path == "synthetic":  # always runs, so this test never passes on an empty notebooks/ folder
-        install_checker(monkeypatch)
-        solution, name = course_notebook(), "00_demo.ipynb"
-    else:
-        solution, name = nbformat.read(path, as_version=4), path.name
-    found = exercises(solution, name)
-    if not found:
-        pytest.skip(f"{name} has no exercises")
-    student = student_notebook(solution, name)
-    for ex in found:
-        run_exercise(solution, ex)
-        assert "Correct!" in capsys.readouterr().out, f"{name} cell {ex.check_cell + 1}: the reference answer fails"
-        with pytest.raises(ExerciseError) as info:
-            run_exercise(student, ex)
-        assert "is not written yet: replace the `raise NotImplementedError` line" in str(info.value)
-        assert "your turn" in str(info.value)
