@@ -52,7 +52,7 @@ class Exercise:
     notebook: str
     cell: int  # index of the exercise cell in ``nb.cells``
     functions: tuple[str, ...]  # what the exercise cell defines at top level
-    checkers: tuple[str, ...]  # the ``check_*`` names the next code cell calls ("" if it calls none)
+    checkers: tuple[str, ...]  # the ``check_*`` names the next code cell calls (empty if none)
     check_cell: int | None  # index of the next code cell, None when the exercise cell is the last one
 
 
