@@ -34,6 +34,7 @@ from pathlib import Path
 import nbformat
 
 from gencourse.config import PROFILES
+from gencourse.plot import offline_player
 from gencourse.student import notebook_paths
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -86,29 +87,16 @@ def external_resources(page: str) -> list[str]:
     return finder.found
 
 
-# matplotlib's animation player (Animation.to_jshtml, behind gencourse.plot.animate) loads Font Awesome
-# from a CDN for its button icons; offline its buttons would be blank. The same icons as characters:
-FONT_AWESOME_LINK = re.compile(r"<link[^>]*font-awesome[^>]*>", re.IGNORECASE)
-PLAYER_ICONS = (
-    "<style>.anim-buttons .fa{font-style:normal}"
-    '.fa-minus::before{content:"\\2212"}.fa-plus::before{content:"+"}'
-    '.fa-fast-backward::before{content:"|\\25C0\\25C0"}.fa-step-backward::before{content:"|\\25C0"}'
-    '.fa-play::before{content:"\\25B6"}.fa-flip-horizontal{display:inline-block;transform:scaleX(-1)}'
-    '.fa-pause::before{content:"\\275A\\275A"}.fa-step-forward::before{content:"\\25B6|"}'
-    '.fa-fast-forward::before{content:"\\25B6\\25B6|"}</style>'
-)
-
-
 def offline_outputs(nb):
-    """A copy of ``nb`` whose HTML outputs no longer load Font Awesome (see ``PLAYER_ICONS``)."""
+    """A copy of ``nb`` whose HTML outputs no longer load Font Awesome (see ``gencourse.plot.offline_player``)."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             page = output.get("data", {}).get("text/html")
             if isinstance(page, list):
                 page = "".join(page)
-            if page and FONT_AWESOME_LINK.search(page):
-                output["data"]["text/html"] = FONT_AWESOME_LINK.sub(lambda _: PLAYER_ICONS, page)
+            if page:
+                output["data"]["text/html"] = offline_player(page)
     return nb
 
 

@@ -8,7 +8,8 @@ import nbformat
 import pytest
 from course_notebooks import REAL_NOTEBOOKS, SECTION_TITLES, code, course_notebook, markdown
 
-from gencourse.export import PLAYER_ICONS, STATIC, export_slides, external_resources, main, render
+from gencourse.export import STATIC, export_slides, external_resources, main, render
+from gencourse.plot import PLAYER_ICONS
 
 
 class _LocalLinks(HTMLParser):
