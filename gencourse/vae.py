@@ -361,6 +361,70 @@ def active_units(model: VAE, x: torch.Tensor) -> torch.Tensor:
     return mu.var(0)
 
 
+def gradient_estimates(f, mu: torch.Tensor, logvar: torch.Tensor, n: int, estimator: str = "reparam") -> torch.Tensor:
+    """``n`` independent one-sample estimates ``[n, d]`` of grad_mu E_{z ~ N(mu, sigma^2)}[f(z)] for one
+    Gaussian ``mu``, ``logvar`` ``[d]``; ``f`` maps ``[n, d]`` -> ``[n]`` (one value per sample).
+
+    - ``reparam``: z = mu + sigma eps, so the gradient is grad_z f(z) (needs a differentiable f);
+    - ``score`` (REINFORCE): f(z) grad_mu log q(z) = f(z) (z - mu) / sigma^2 = f(z) eps / sigma;
+    - ``score_baseline``: (f(z) - b) eps / sigma with b the mean of f over the other n - 1 samples,
+      a control variate that keeps the estimate unbiased because b does not depend on this z.
+    All three are unbiased; their variances differ, which is the point of the reparameterization trick.
+    """
+    if estimator not in ("reparam", "score", "score_baseline"):
+        raise ValueError(f"unknown estimator {estimator!r}; choose 'reparam', 'score' or 'score_baseline'")
+    sigma = torch.exp(0.5 * logvar.detach())
+    eps = torch.randn(n, *mu.shape, device=mu.device)
+    z = mu.detach() + sigma * eps
+    if estimator == "reparam":
+        z.requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(f(z).sum(), z)
+        return grad
+    with torch.no_grad():
+        fz = f(z)
+        if estimator == "score_baseline":
+            fz = fz - (fz.sum() - fz) / (n - 1)
+        return fz[:, None] * eps / sigma
+
+
+def linear_probe(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, weight_decay: float = 1e-2
+) -> float:
+    """Test accuracy of a multinomial logistic regression trained on ``(train_x [N, D], train_y [N])``,
+    the classifier of the semi-supervised comparison (Kingma et al., 2014, "M1"): the same probe on raw
+    pixels and on VAE latents says which representation makes the labels easier to learn from few
+    examples. Full-batch L-BFGS on the cross-entropy + ``weight_decay`` |W|^2 / 2, to convergence."""
+    train_x, test_x = train_x.flatten(1).float(), test_x.flatten(1).float()
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    linear = nn.Linear(train_x.shape[1], classes)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(linear(train_x), train_y) + 0.5 * weight_decay * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        return (linear(test_x).argmax(1) == test_y).float().mean().item()
+
+
+def auroc(normal_scores: torch.Tensor, anomaly_scores: torch.Tensor) -> float:
+    """Area under the ROC curve = P(score of a normal input > score of an anomaly) (ties count 1/2):
+    1 separates perfectly, 0.5 is chance. For anomaly detection the score is the ELBO."""
+    a, b = normal_scores.flatten()[:, None], anomaly_scores.flatten()[None, :]
+    return ((a > b).float().mean() + 0.5 * (a == b).float().mean()).item()
+
+
+def _adam_cosine(model: nn.Module, config: dict) -> dict:
+    """Adam at ``config["lr"]``, decayed to zero over ``config["steps"]`` by a cosine: ``fit`` keywords."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    return {"optimizer": optimizer, "scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config["steps"])}
+
+
 def train_vae(name: str, config: dict):
     """Build and train (or load from the cache) the VAE described by ``config``: ``arch`` (``mlp`` with
     ``hidden``, or ``conv`` with ``ch``, ``decoder``, ``dec_ch`` / ``dec_hidden``), ``latent_dim``,
@@ -382,10 +446,8 @@ def train_vae(name: str, config: dict):
 
     def train(model):
         data = mnist(train=True).loader(config["batch_size"], n=config.get("n_train"))
-        optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config["steps"])
         loss = elbo_loss(config.get("beta", 1.0), config.get("free_bits", 0.0), config.get("warmup_steps", 0))
-        return fit(model, loss, data, steps=config["steps"], optimizer=optimizer, scheduler=schedule, desc=name)
+        return fit(model, loss, data, steps=config["steps"], desc=name, **_adam_cosine(model, config))
 
     return load_or_train(name, build, train, config)
 
@@ -415,3 +477,70 @@ def mnist_vae():
         n_train=p.pick(smoke=2048, lecture=None, full=None),
     )
     return train_vae("vae_mnist", config)
+
+
+def _mlp_config(p, latent_dim: int, hidden, lecture_steps: int, **extra) -> dict:
+    """The configuration of a small MLP VAE on MNIST, with steps and data scaled by the profile."""
+    return dict(
+        arch="mlp",
+        latent_dim=latent_dim,
+        hidden=p.pick(smoke=(64,), lecture=hidden, full=hidden),
+        steps=p.pick(smoke=40, lecture=lecture_steps, full=10 * lecture_steps),
+        batch_size=p.pick(smoke=64, lecture=128, full=128),
+        lr=1e-3,
+        n_train=p.pick(smoke=2048, lecture=None, full=None),
+        **extra,
+    )
+
+
+@course_model("ae_mnist_2d")
+def mnist_autoencoder_2d():
+    """The plain autoencoder of notebook 04: 2D codes, MLP (512, 256), trained on dynamically binarized
+    MNIST with the binary cross-entropy (the same data and decoder as :func:`mnist_vae_2d`)."""
+    config = _mlp_config(profile(), 2, (512, 256), 3000)
+
+    def build():
+        return Autoencoder(config["latent_dim"], tuple(config["hidden"]))
+
+    def train(model):
+        data = mnist(train=True).loader(config["batch_size"], n=config["n_train"])
+        loss = lambda model, batch: model.loss(binarize(batch[0])).mean()
+        return fit(model, loss, data, steps=config["steps"], desc="ae_mnist_2d", **_adam_cosine(model, config))
+
+    return load_or_train("ae_mnist_2d", build, train, config)
+
+
+@course_model("vae_mnist_2d")
+def mnist_vae_2d():
+    """The VAE of notebook 04: a 2D latent space (to plot it), MLP (512, 256), binarized MNIST."""
+    return train_vae("vae_mnist_2d", _mlp_config(profile(), 2, (512, 256), 3000))
+
+
+@course_model("vae_mnist_beta")
+def mnist_beta_vae(beta: float = 1.0):
+    """A small beta-VAE of notebook 05's rate-distortion sweep: 16 latent dimensions, MLP (256,)."""
+    return train_vae("vae_mnist_beta", _mlp_config(profile(), 16, (256,), 1500, beta=beta))
+
+
+REMEDIES = ("none", "kl_annealing", "free_bits")
+
+
+@course_model("vae_mnist_collapse")
+def mnist_collapse_vae(remedy: str = "none"):
+    """Notebook 05's posterior-collapse experiment: a VAE with 32 latent dimensions, MLP (256,), trained
+    plainly (``none``), with KL annealing over the first half of training, or with 0.5 free nats per
+    dimension (``free_bits``)."""
+    if remedy not in REMEDIES:
+        raise ValueError(f"unknown remedy {remedy!r}; choose one of: {', '.join(REMEDIES)}")
+    config = _mlp_config(profile(), 32, (256,), 1500, remedy=remedy)
+    if remedy == "kl_annealing":
+        config["warmup_steps"] = config["steps"] // 2
+    if remedy == "free_bits":
+        config["free_bits"] = 0.5
+    return train_vae("vae_mnist_collapse", config)
+
+
+@course_model("cvae_mnist")
+def mnist_cvae():
+    """The conditional VAE of notebook 05: q(z|x, y), p(x|z, y) with 16 latent dimensions, MLP (512, 256)."""
+    return train_vae("cvae_mnist", _mlp_config(profile(), 16, (512, 256), 3000, num_classes=10))

@@ -9,10 +9,13 @@ from gencourse.vae import (
     VAE,
     Autoencoder,
     active_units,
+    auroc,
     elbo_loss,
     estimate_nll,
     gaussian_kl,
     gaussian_kl_per_dim,
+    gradient_estimates,
+    linear_probe,
     log_mean_exp,
     reparameterize,
 )
@@ -71,9 +74,9 @@ def test_iwae_with_one_sample_is_the_elbo():
     # elbo() uses the closed-form KL, iwae_bound(x, 1) the sampled log p(z) - log q(z|x): equal on average
     model, x = small_vae(), torch.bernoulli(torch.full((32, 6), 0.3))
     torch.manual_seed(1)
-    with torch.no_grad():
-        elbos = torch.stack([model.elbo(x) for _ in range(2000)])
-        iwae1 = torch.stack([model.iwae_bound(x, 1) for _ in range(2000)])
+    with torch.no_grad():  # 2000 independent draws for each example, as one batch
+        elbos = model.elbo(x.repeat(2000, 1)).view(2000, -1)
+        iwae1 = model.iwae_bound(x.repeat(2000, 1), 1).view(2000, -1)
     stderr = (elbos.var(0) / 2000 + iwae1.var(0) / 2000).sqrt()
     assert ((elbos.mean(0) - iwae1.mean(0)).abs() < 4 * stderr).all()
 
@@ -140,7 +143,7 @@ def test_elbo_is_exact_when_q_is_the_true_posterior():
     with torch.no_grad():  # every importance weight p(x, z) / q(z|x) is then exactly p(x)
         assert torch.allclose(model.iwae_bound(x, 1), log_px, atol=1e-4)
         assert torch.allclose(model.iwae_bound(x, 10), log_px, atol=1e-4)
-        elbo = torch.stack([model.elbo(x) for _ in range(2000)]).mean(0)
+        elbo = model.elbo(x.repeat(2000, 1)).view(2000, -1).mean(0)
     assert torch.allclose(elbo, log_px, atol=0.1)
 
 
@@ -148,7 +151,7 @@ def test_elbo_and_iwae_stay_below_log_px_and_approach_it_as_k_grows():
     model, x, log_px = linear_gaussian(optimal_encoder=False)
     torch.manual_seed(0)
     with torch.no_grad():
-        elbo = torch.stack([model.elbo(x) for _ in range(1000)]).mean(0)
+        elbo = model.elbo(x.repeat(1000, 1)).view(1000, -1).mean(0)
         gaps = {k: (log_px - model.iwae_bound(x, k)).mean().item() for k in (1, 10, 100, 1000)}
     assert (elbo < log_px).all()  # per example: the ELBO gap is KL(q || posterior) > 0 for every x
     assert 0 < gaps[1000] < gaps[100] < gaps[10] < gaps[1], gaps
@@ -247,3 +250,48 @@ def test_active_units_counts_dimensions_the_encoder_uses():
     assert activity.shape == (2,) and (activity > 1e-2).all()
     model.encoder.A.data[1] = 0  # dimension 1 now ignores x: its posterior mean is constant
     assert (active_units(model, x) > 1e-2).tolist() == [True, False]
+
+
+def test_gradient_estimators_are_unbiased_and_reparam_has_lower_variance():
+    torch.manual_seed(0)
+    a = torch.tensor([1.0, -2.0, 0.5])
+    f = lambda z: (z * a).sum(1) + 3.0  # grad_mu E[f] = a
+    mu, logvar = torch.tensor([0.5, 0.0, -1.0]), torch.tensor([0.0, -1.0, 1.0])
+    reparam = gradient_estimates(f, mu, logvar, 20_000, "reparam")
+    assert torch.allclose(reparam, a.expand_as(reparam))  # linear f: zero variance
+    for estimator in ("score", "score_baseline"):
+        g = gradient_estimates(f, mu, logvar, 20_000, estimator)
+        assert g.shape == (20_000, 3)
+        stderr = g.std(0) / math.sqrt(len(g))
+        assert ((g.mean(0) - a).abs() < 4 * stderr).all(), estimator
+    score_var = gradient_estimates(f, mu, logvar, 20_000, "score").var(0)
+    assert (gradient_estimates(f, mu, logvar, 20_000, "score_baseline").var(0) < score_var).all()
+
+
+def test_gradient_estimators_agree_on_a_nonlinear_function():
+    torch.manual_seed(0)
+    f = lambda z: -(z - 1.0).pow(2).sum(1)  # E[f] = -|mu - 1|^2 - sum sigma^2, grad = -2 (mu - 1)
+    mu, logvar = torch.tensor([0.0, 2.0]), torch.tensor([0.0, 0.0])
+    expected = -2 * (mu - 1)
+    for estimator in ("reparam", "score", "score_baseline"):
+        g = gradient_estimates(f, mu, logvar, 50_000, estimator)
+        assert ((g.mean(0) - expected).abs() < 4 * g.std(0) / math.sqrt(len(g)) + 1e-6).all(), estimator
+    with pytest.raises(ValueError, match="reparam"):
+        gradient_estimates(f, mu, logvar, 10, "pathwise")
+
+
+def test_linear_probe_learns_a_separable_problem_and_fails_on_noise():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 5, generator=g) * 4
+    y = torch.arange(300) % 3
+    x = centres[y] + torch.randn(300, 5, generator=g)
+    assert linear_probe(x[:60], y[:60], x[60:], y[60:]) > 0.95
+    noise = torch.randn(300, 5, generator=g)
+    assert linear_probe(noise[:60], y[:60], noise[60:], y[60:]) < 0.55
+
+
+def test_auroc():
+    assert auroc(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0])) == 1.0
+    assert auroc(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])) == 0.0
+    assert auroc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 2.0])) == 0.5
+    assert auroc(torch.ones(4), torch.ones(7)) == 0.5
