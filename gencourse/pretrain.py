@@ -110,15 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["GENCOURSE_PROFILE"] = args.profile  # before the models read it through profile()
 
     from gencourse.config import cache_dir, describe
-    from gencourse.train import COURSE_MODELS
+    from gencourse.train import COURSE_MODELS, course_model_calls
 
     import_families()
     if args.list:
-        for name, fn in COURSE_MODELS.items():
-            print(f"{name}  ({fn.__module__}.{fn.__name__})")
+        for label, call in course_model_calls().items():
+            print(f"{label}  ({call.func.__module__}.{call.func.__name__})")
         return 0
     try:
-        models = select(COURSE_MODELS, args.only)
+        models = course_model_calls(select(COURSE_MODELS, args.only))
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 1
