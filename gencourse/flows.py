@@ -280,7 +280,7 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
 
 
 def bits_per_dim(log_prob: torch.Tensor, num_dims: int) -> torch.Tensor:
-    """Bits per dimension of 8-bit data from the density ``log_prob`` (nats ``[B]``) of its
+    """Bits per dimension ``[B]`` of 8-bit data from the density ``log_prob`` (nats ``[B]``) of its
     dequantized version x = (k + u) / 256 in [0, 1)^D.
 
     Each integer pixel k owns a cell of volume 1/256, so log P(k) >= E_u[log p(x)] - D log 256 and
@@ -288,13 +288,10 @@ def bits_per_dim(log_prob: torch.Tensor, num_dims: int) -> torch.Tensor:
         bpd = (-log p(x) + D log 256) / (D log 2)
 
     (an upper bound on the true code length). Forgetting the D log 256 would report the density of a
-    continuous image as if it were a probability: 8 bits/dim too few.
+    continuous image as if it were a probability: 8 bits/dim too few. Per example and differentiable
+    (it is the training loss); its mean equals ``gencourse.metrics.bits_per_dim(-log_prob + D log 256, D)``.
     """
-    return _nats_to_bits_per_dim(-log_prob + num_dims * math.log(256), num_dims)
-
-
-def _nats_to_bits_per_dim(nll_nats: torch.Tensor, num_dims: int) -> torch.Tensor:
-    return nll_nats / (num_dims * math.log(2))
+    return (-log_prob + num_dims * math.log(256)) / (num_dims * math.log(2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,7 +440,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, steps: int, warmup: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-@course_model("flows.toy2d")
+@course_model("flow_toy2d", variants=[{"name": "moons"}, {"name": "checkerboard"}])
 def toy2d_flow(name: str = "moons"):
     """The RealNVP of notebook 06 trained on the 2D toy distribution ``name``: ``(flow, history)``."""
     prof = profile()
@@ -471,10 +468,10 @@ def toy2d_flow(name: str = "moons"):
             desc=f"RealNVP on {name}",
         )
 
-    return load_or_train(f"flows-toy2d-{name}", build, train, config)
+    return load_or_train(f"flow_toy2d_{name}", build, train, config)
 
 
-@course_model("flows.mnist")
+@course_model("flow_mnist")
 def mnist_flow():
     """The multi-scale flow of notebook 06 trained on MNIST (dequantized, logit space):
     ``(flow, history)``; the history's ``loss`` is in bits per dimension."""
@@ -511,4 +508,4 @@ def mnist_flow():
         history.meta["epochs"] = config["steps"] / len(data)
         return history
 
-    return load_or_train("flows-mnist", build, train, config)
+    return load_or_train("flow_mnist", build, train, config)

@@ -233,3 +233,11 @@ def test_factor_passes_the_factored_out_channels_straight_to_the_latent():
     torch.testing.assert_close(z[:, :2], x[:, :2] * math.exp(0.7))
     torch.testing.assert_close(log_det, torch.full((5,), 0.7 * 2 * 9))
     torch.testing.assert_close(layer.inverse(z), x)
+
+
+def test_bits_per_dim_agrees_with_the_metrics_conversion():
+    from gencourse import metrics
+
+    log_p = torch.tensor([1500.0, 2100.0, -30.0])
+    nll_discrete = -log_p + 784 * math.log(256)
+    assert bits_per_dim(log_p, 784).mean().item() == pytest.approx(metrics.bits_per_dim(nll_discrete, 784), rel=1e-6)
