@@ -485,7 +485,8 @@ def mnist_flow():
         ),
         n_train=prof.pick(smoke=512, lecture=None, full=None),
         batch_size=prof.pick(smoke=32, lecture=64, full=128),
-        steps=prof.pick(smoke=8, lecture=1500, full=15000),
+        steps=prof.pick(smoke=8, lecture=1800, full=30000),
+        warmup=prof.pick(smoke=2, lecture=100, full=500),
         lr=prof.pick(smoke=1e-3, lecture=2e-3, full=1e-3),
     )
 
@@ -501,7 +502,7 @@ def mnist_flow():
             data,
             steps=config["steps"],
             optimizer=optimizer,
-            scheduler=warmup_cosine(optimizer, config["steps"], 100),
+            scheduler=warmup_cosine(optimizer, config["steps"], config["warmup"]),
             clip_grad=100.0,
             desc="multi-scale flow on MNIST",
         )

@@ -241,3 +241,20 @@ def test_bits_per_dim_agrees_with_the_metrics_conversion():
     log_p = torch.tensor([1500.0, 2100.0, -30.0])
     nll_discrete = -log_p + 784 * math.log(256)
     assert bits_per_dim(log_p, 784).mean().item() == pytest.approx(metrics.bits_per_dim(nll_discrete, 784), rel=1e-6)
+
+
+def test_course_models_train_in_the_smoke_profile_then_load_from_the_cache(tmp_cache, monkeypatch):
+    monkeypatch.setenv("GENCOURSE_PROFILE", "smoke")
+    flow, history = flows.toy2d_flow("moons")
+    assert history.meta["steps"] == 30 and "loaded_from" not in history.meta
+    points = torch.randn(16, 2)
+    again, history_again = flows.toy2d_flow("moons")
+    assert "loaded_from" in history_again.meta
+    with torch.no_grad():
+        torch.testing.assert_close(again.log_prob(points), flow.log_prob(points))
+    assert bool(again.layers[0].initialized), "ActNorm's data-dependent init must be restored, not redone"
+
+    image_flow, image_history = flows.mnist_flow()
+    assert image_flow.shape == (1, 28, 28) and image_history.meta["steps"] == 8
+    assert 0 < image_history.last("loss") < 9  # bits/dim: a few steps already beat 8 (uniform)
+    assert image_history.meta["epochs"] == pytest.approx(8 / (512 // 32))
