@@ -527,5 +527,8 @@ def mnist_beta_vae(beta: float = 1.0, remedy: str = "none"):
 
 @course_model("cvae_mnist")
 def mnist_cvae():
-    """The conditional VAE of notebook 05: q(z|x, y), p(x|z, y) with 16 latent dimensions, MLP (512, 256)."""
-    return train_vae("cvae_mnist", _mlp_config(profile(), 16, (512, 256), 3000, num_classes=10))
+    """The conditional VAE of notebook 05: q(z|x, y), p(x|z, y), MLP (512, 256), and only 2 latent
+    dimensions. With more, the encoder also stores the digit's class in z, the decoder learns to read
+    it from z and to ignore y, and samples stop following the requested label (measured with the judge
+    after 3000 steps: 16 dimensions 63% correct, 4 dimensions 82%, 2 dimensions 89%; 96% after 6000)."""
+    return train_vae("cvae_mnist", _mlp_config(profile(), 2, (512, 256), 6000, num_classes=10))
