@@ -9,6 +9,7 @@ sign, off by a constant...). A stub that still raises ``NotImplementedError`` ge
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
@@ -149,3 +150,127 @@ def check_naive_bayes_sample(student_fn):
             "torch.bernoulli (or torch.rand) so results are reproducible"
         )
     return "every pixel is an independent coin flip with the class's probability."
+
+
+# ---- Notebook 04: from autoencoders to the VAE ----
+
+
+def _kl_reference(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(-1)
+
+
+@checker
+def check_gaussian_kl(gaussian_kl):
+    """``gaussian_kl(mu, logvar) -> [B]``: KL(N(mu, diag exp(logvar)) || N(0, I)) summed over dimensions."""
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+    got = gaussian_kl(mu.clone(), logvar.clone())
+    got = expect_tensor("gaussian_kl", got)
+    if got.shape == mu.shape:
+        raise ExerciseError(
+            "gaussian_kl returned one KL per latent dimension [B, d]; sum over the latent "
+            "dimensions (the last axis) to get one number per example [B]"
+        )
+    expected = _kl_reference(mu, logvar)
+    variance_as_logvar = 0.5 * (mu.pow(2) + logvar - logvar.clamp(min=1e-6).log() - 1).sum(-1)
+    if got.shape == expected.shape and torch.allclose(got, variance_as_logvar, atol=1e-4):
+        raise ExerciseError("gaussian_kl treats logvar as the variance itself: sigma^2 = exp(logvar)")
+    expect_close(
+        "gaussian_kl",
+        got,
+        expected,
+        atol=1e-4,
+        hint="KL = 1/2 sum_j (mu_j^2 + exp(logvar_j) - logvar_j - 1); check the 1/2 and the -1",
+    )
+    zero = expect_tensor("gaussian_kl at the prior", gaussian_kl(torch.zeros(3, 5), torch.zeros(3, 5)), (3,))
+    if zero.abs().max() > 1e-6:
+        raise ExerciseError(f"gaussian_kl(0, 0) should be exactly 0 (q is the prior), got {zero[0].item():.4g}")
+    return "the KL is zero at the prior and matches the closed form on random Gaussians."
+
+
+@checker
+def check_reparameterize(reparameterize):
+    """``reparameterize(mu, logvar) -> z``: z = mu + exp(logvar / 2) * eps, differentiable in mu, logvar."""
+    mu = torch.tensor([1.0, -2.0]).repeat(100_000, 1).requires_grad_(True)
+    logvar = torch.tensor([math.log(4.0), math.log(0.25)]).repeat(100_000, 1).requires_grad_(True)
+    torch.manual_seed(0)
+    z = expect_tensor("reparameterize", reparameterize(mu, logvar), mu.shape)
+    mean, var = z.detach().mean(0), z.detach().var(0)
+    if var.max() < 1e-8:
+        raise ExerciseError("reparameterize returned no noise: add sigma * eps with eps = torch.randn_like(mu)")
+    if not torch.allclose(mean, torch.tensor([1.0, -2.0]), atol=0.03):
+        raise ExerciseError(f"the samples should have mean mu = [1, -2], got {mean.tolist()}")
+    if torch.allclose(var, torch.tensor([16.0, 0.0625]), rtol=0.05):
+        raise ExerciseError(
+            "the variance is exp(logvar)^2: you used exp(logvar) as the standard deviation; sigma = exp(logvar / 2)"
+        )
+    if torch.allclose(var, torch.tensor([math.log(4.0), math.log(0.25)]).abs(), rtol=0.05):
+        raise ExerciseError("the variance should be exp(logvar), not logvar: sigma = exp(logvar / 2)")
+    if not torch.allclose(var, torch.tensor([4.0, 0.25]), rtol=0.05):
+        raise ExerciseError(f"the samples should have variance exp(logvar) = [4, 0.25], got {var.tolist()}")
+    if not z.requires_grad:
+        raise ExerciseError(
+            "z carries no gradient: build it as mu + sigma * eps from the tensors mu and logvar "
+            "(torch.normal(...) or .detach() cut the graph, which is what the trick avoids)"
+        )
+    z[:, 0].sum().backward()
+    if mu.grad is None or logvar.grad is None or logvar.grad[:, 0].abs().sum() == 0:
+        raise ExerciseError("the gradient does not reach both mu and logvar: z must be mu + exp(logvar / 2) * eps")
+    return "z = mu + sigma * eps has the right mean and variance, and gradients flow to mu and logvar."
+
+
+# ---- Notebook 05: VAEs on images, in depth ----
+
+
+@checker
+def check_iwae_bound(iwae_bound):
+    """``iwae_bound(log_w [k, B]) -> [B]``: log (1/k) sum_i exp(log_w_i), computed stably."""
+    g = torch.Generator().manual_seed(0)
+    log_w = torch.randn(50, 6, generator=g) * 3 - 100
+    expected = torch.logsumexp(log_w, 0) - math.log(50)
+    got = expect_tensor("iwae_bound", iwae_bound(log_w.clone()))
+    if got.shape == (50,):
+        raise ExerciseError(
+            "iwae_bound reduced over the wrong axis: the k samples are along dim 0, the examples along dim 1"
+        )
+    if got.shape == expected.shape and torch.allclose(got, log_w.mean(0), atol=1e-4):
+        raise ExerciseError(
+            "that is the mean of the log weights, the ordinary ELBO: average the weights "
+            "themselves (inside the log), log (1/k) sum_i w_i"
+        )
+    expect_close(
+        "iwae_bound", got, expected, atol=1e-4, hint="log (1/k) sum_i exp(log_w_i) = logsumexp(log_w, dim=0) - log k"
+    )
+    large = -1000 + torch.randn(10, 3, generator=g)
+    got = iwae_bound(large)
+    if not isinstance(got, torch.Tensor) or not torch.isfinite(got).all():
+        raise ExerciseError(
+            "iwae_bound gives -inf when the log weights are around -1000 (realistic for images): "
+            "exp underflows; use torch.logsumexp, which subtracts the maximum first"
+        )
+    expect_close("iwae_bound with log weights near -1000", got, torch.logsumexp(large, 0) - math.log(10), atol=1e-3)
+    return "log-mean-exp of the weights, stable even for log weights of -1000."
+
+
+@checker
+def check_free_bits_kl(free_bits_kl):
+    """``free_bits_kl(kl [B, d], lam) -> scalar``: sum_j max(lam, mean_b kl[b, j])."""
+    g = torch.Generator().manual_seed(0)
+    kl = torch.rand(16, 5, generator=g) * torch.tensor([0.05, 0.3, 1.0, 2.0, 0.0])
+    lam = 0.25
+    expected = kl.mean(0).clamp(min=lam).sum()
+    got = expect_tensor("free_bits_kl", free_bits_kl(kl.clone(), lam))
+    if got.numel() != 1:
+        raise ExerciseError(f"free_bits_kl should return one number (a scalar), got shape {tuple(got.shape)}")
+    got = got.reshape(())
+    if torch.allclose(got, kl.clamp(min=lam).sum(1).mean(), atol=1e-5):
+        raise ExerciseError(
+            "you clamped each example's KL; free bits clamp the batch average of each "
+            "dimension: kl.mean(0).clamp(min=lam).sum()"
+        )
+    if torch.allclose(got, kl.mean(0).clamp(max=lam).sum(), atol=1e-5):
+        raise ExerciseError("max(lam, KL_j) keeps KL_j when it is above lam: use clamp(min=lam), not clamp(max=lam)")
+    expect_close(
+        "free_bits_kl", got, expected, atol=1e-5, hint="sum over dimensions j of max(lam, mean over the batch of KL_j)"
+    )
+    return "each dimension's batch-mean KL is floored at lambda, then summed."

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -58,3 +60,94 @@ def test_check_naive_bayes_sample_accepts_the_reference(capsys):
 def test_check_naive_bayes_sample_rejects_typical_mistakes(wrong, message):
     with pytest.raises(ExerciseError, match=message):
         exercises.check_naive_bayes_sample(wrong)
+
+
+# ---- Notebook 04: from autoencoders to the VAE ----
+
+
+def test_check_gaussian_kl_accepts_the_reference(capsys):
+    exercises.check_gaussian_kl(lambda mu, logvar: 0.5 * (mu**2 + logvar.exp() - logvar - 1).sum(-1))
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda mu, logvar: 0.5 * (mu**2 + logvar.exp() - logvar - 1), "sum over the latent"),
+        (lambda mu, logvar: 0.5 * (mu**2 + logvar.exp() - logvar).sum(-1), "off by a constant"),
+        (lambda mu, logvar: (mu**2 + logvar.exp() - logvar - 1).sum(-1), "off by a factor 2"),
+        (lambda mu, logvar: -0.5 * (mu**2 + logvar.exp() - logvar - 1).sum(-1), "sign is flipped"),
+        (lambda mu, logvar: 0.5 * (mu**2 + logvar - logvar.clamp(min=1e-6).log() - 1).sum(-1), "variance itself"),
+    ],
+)
+def test_check_gaussian_kl_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_gaussian_kl(wrong)
+
+
+def test_check_gaussian_kl_says_when_not_written_yet():
+    def gaussian_kl(mu, logvar):
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        exercises.check_gaussian_kl(gaussian_kl)
+
+
+def test_check_reparameterize_accepts_the_reference(capsys):
+    exercises.check_reparameterize(lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda mu, logvar: mu, "no noise"),
+        (lambda mu, logvar: mu + torch.exp(logvar) * torch.randn_like(mu), "standard deviation"),
+        (lambda mu, logvar: torch.normal(mu, torch.exp(0.5 * logvar)).detach(), "no gradient"),
+        (lambda mu, logvar: mu + torch.exp(0.5 * logvar.detach()) * torch.randn_like(mu), "both mu and logvar"),
+    ],
+)
+def test_check_reparameterize_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_reparameterize(wrong)
+
+
+# ---- Notebook 05: VAEs on images, in depth ----
+
+
+def test_check_iwae_bound_accepts_the_reference(capsys):
+    exercises.check_iwae_bound(lambda log_w: torch.logsumexp(log_w, 0) - math.log(log_w.shape[0]))
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda log_w: log_w.mean(0), "ELBO"),
+        (lambda log_w: torch.logsumexp(log_w, 0), "off by a constant"),
+        (lambda log_w: log_w.exp().mean(0).log(), "logsumexp"),
+        (lambda log_w: torch.logsumexp(log_w, 1) - math.log(log_w.shape[1]), "wrong axis"),
+    ],
+)
+def test_check_iwae_bound_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_iwae_bound(wrong)
+
+
+def test_check_free_bits_kl_accepts_the_reference(capsys):
+    exercises.check_free_bits_kl(lambda kl, lam: kl.mean(0).clamp(min=lam).sum())
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda kl, lam: kl.clamp(min=lam).sum(1).mean(), "batch average"),
+        (lambda kl, lam: kl.mean(0).clamp(max=lam).sum(), "clamp\\(min=lam\\)"),
+        (lambda kl, lam: kl.mean(0).clamp(min=lam), "one number"),
+        (lambda kl, lam: kl.mean(0).sum(), "not right yet"),
+    ],
+)
+def test_check_free_bits_kl_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_free_bits_kl(wrong)
