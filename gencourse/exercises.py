@@ -152,6 +152,40 @@ def check_naive_bayes_sample(student_fn):
     return "every pixel is an independent coin flip with the class's probability."
 
 
+@checker
+def check_langevin_step(student_fn):
+    """``student_fn(x, grad_energy, step_size, noise)``: one step of Langevin dynamics,
+    x - (step_size / 2) grad E(x) + sqrt(step_size) noise."""
+    x = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
+    grad = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    noise = torch.tensor([[0.3, -0.1], [-1.2, 0.8]])
+    step = 0.04
+    expected = x - step / 2 * grad + step**0.5 * noise
+    got = expect_tensor("langevin_step(...)", student_fn(x, grad, step, noise), x.shape)
+    if torch.allclose(got, x + step / 2 * grad + step**0.5 * noise, atol=1e-6):
+        raise ExerciseError(
+            "you moved *up* the energy: subtract the gradient (x - step/2 * grad), so samples "
+            "slide towards low energy = high probability"
+        )
+    if torch.allclose(got, x - step / 2 * grad + step * noise, atol=1e-6):
+        raise ExerciseError(
+            "the noise is scaled by step_size; it must be scaled by sqrt(step_size): the noise "
+            "variance, not its standard deviation, is proportional to the step"
+        )
+    if torch.allclose(got, x - step * grad + step**0.5 * noise, atol=1e-6):
+        raise ExerciseError(
+            "the gradient step should be step_size / 2 times the gradient (with noise of variance "
+            "step_size, this is what makes exp(-E) the stationary distribution)"
+        )
+    if torch.allclose(got, x - step / 2 * grad, atol=1e-6):
+        raise ExerciseError(
+            "without the noise term this is gradient descent: every sample would end in a minimum "
+            "of the energy instead of spreading out like exp(-E); add sqrt(step_size) * noise"
+        )
+    expect_close("langevin_step(...)", got, expected, hint="x - step_size / 2 * grad_energy + sqrt(step_size) * noise")
+    return "x - (eps/2) grad E(x) + sqrt(eps) z: a gradient step on the energy plus just enough noise."
+
+
 # ---- Notebook 04: from autoencoders to the VAE ----
 
 

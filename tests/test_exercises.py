@@ -62,6 +62,26 @@ def test_check_naive_bayes_sample_rejects_typical_mistakes(wrong, message):
         exercises.check_naive_bayes_sample(wrong)
 
 
+def test_check_langevin_step_accepts_the_reference(capsys):
+    exercises.check_langevin_step(lambda x, grad, eps, z: x - eps / 2 * grad + math.sqrt(eps) * z)
+    assert "Correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda x, grad, eps, z: x + eps / 2 * grad + math.sqrt(eps) * z, "subtract the gradient"),
+        (lambda x, grad, eps, z: x - eps / 2 * grad + eps * z, "sqrt\\(step_size\\)"),
+        (lambda x, grad, eps, z: x - eps * grad + math.sqrt(eps) * z, "step_size / 2"),
+        (lambda x, grad, eps, z: x - eps / 2 * grad, "gradient descent"),
+        (lambda x, grad, eps, z: x - eps / 2 * grad + z, "not right yet"),
+    ],
+)
+def test_check_langevin_step_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_langevin_step(wrong)
+
+
 # ---- Notebook 04: from autoencoders to the VAE ----
 
 
