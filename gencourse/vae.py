@@ -352,15 +352,6 @@ def estimate_nll(
     return -bounds.mean().item(), bounds.std().item() / math.sqrt(len(bounds))
 
 
-@torch.no_grad()
-def active_units(model: VAE, x: torch.Tensor) -> torch.Tensor:
-    """The activity A_j = Var_x(E_q[z_j|x]) of each latent dimension ``[latent_dim]`` over the inputs
-    ``x``. Burda et al. (2016) call dimension j active when A_j > 0.01: an inactive one carries no
-    information about x (its posterior is the same for every input, in practice the prior)."""
-    mu = torch.cat([model.encode(x[i : i + 500])[0] for i in range(0, len(x), 500)])
-    return mu.var(0)
-
-
 def gradient_estimates(f, mu: torch.Tensor, logvar: torch.Tensor, n: int, estimator: str = "reparam") -> torch.Tensor:
     """``n`` independent one-sample estimates ``[n, d]`` of grad_mu E_{z ~ N(mu, sigma^2)}[f(z)] for one
     Gaussian ``mu``, ``logvar`` ``[d]``; ``f`` maps ``[n, d]`` -> ``[n]`` (one value per sample).
@@ -516,28 +507,22 @@ def mnist_vae_2d():
     return train_vae("vae_mnist_2d", _mlp_config(profile(), 2, (512, 256), 3000))
 
 
-@course_model("vae_mnist_beta")
-def mnist_beta_vae(beta: float = 1.0):
-    """A small beta-VAE of notebook 05's rate-distortion sweep: 16 latent dimensions, MLP (256,)."""
-    return train_vae("vae_mnist_beta", _mlp_config(profile(), 16, (256,), 1500, beta=beta))
-
-
 REMEDIES = ("none", "kl_annealing", "free_bits")
 
 
-@course_model("vae_mnist_collapse")
-def mnist_collapse_vae(remedy: str = "none"):
-    """Notebook 05's posterior-collapse experiment: a VAE with 32 latent dimensions, MLP (256,), trained
-    plainly (``none``), with KL annealing over the first half of training, or with 0.5 free nats per
-    dimension (``free_bits``)."""
+@course_model("vae_mnist_beta")
+def mnist_beta_vae(beta: float = 1.0, remedy: str = "none"):
+    """A small beta-VAE of notebook 05 (16 latent dimensions, MLP (256,)): the rate-distortion sweep
+    over ``beta``, and the posterior-collapse experiment, where ``remedy`` is ``none``, ``kl_annealing``
+    (beta rises from 0 over the first half of training) or ``free_bits`` (0.25 free nats per dimension)."""
     if remedy not in REMEDIES:
         raise ValueError(f"unknown remedy {remedy!r}; choose one of: {', '.join(REMEDIES)}")
-    config = _mlp_config(profile(), 32, (256,), 1500, remedy=remedy)
+    config = _mlp_config(profile(), 16, (256,), 1500, beta=beta)
     if remedy == "kl_annealing":
         config["warmup_steps"] = config["steps"] // 2
     if remedy == "free_bits":
-        config["free_bits"] = 0.5
-    return train_vae("vae_mnist_collapse", config)
+        config["free_bits"] = 0.25
+    return train_vae("vae_mnist_beta", config)
 
 
 @course_model("cvae_mnist")

@@ -8,7 +8,6 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 from gencourse.vae import (
     VAE,
     Autoencoder,
-    active_units,
     auroc,
     elbo_loss,
     estimate_nll,
@@ -242,14 +241,6 @@ def test_elbo_loss_free_bits_and_warmup():
         torch.manual_seed(3)
         betas.append(((loss_fn(model, batch)[0] + rec.mean()) / kl.mean(0).sum()).item())
     assert betas == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.0], abs=1e-4)
-
-
-def test_active_units_counts_dimensions_the_encoder_uses():
-    model, x, _ = linear_gaussian(optimal_encoder=True)
-    activity = active_units(model, x)
-    assert activity.shape == (2,) and (activity > 1e-2).all()
-    model.encoder.A.data[1] = 0  # dimension 1 now ignores x: its posterior mean is constant
-    assert (active_units(model, x) > 1e-2).tolist() == [True, False]
 
 
 def test_gradient_estimators_are_unbiased_and_reparam_has_lower_variance():
