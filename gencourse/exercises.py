@@ -75,6 +75,117 @@ def expect_close(
     )
 
 
+# ---- Notebook 01: Introduction to generative models ----
+
+
+@checker
+def check_kl_divergence(student_fn):
+    """``student_fn(p, q)``: KL(p || q) = sum_i p_i log(p_i / q_i) over the last dimension."""
+    from gencourse.metrics import kl_divergence
+
+    p, q = torch.tensor([0.1, 0.2, 0.7]), torch.tensor([0.3, 0.3, 0.4])
+    expected = kl_divergence(p, q)
+    got = expect_tensor("kl_divergence(p, q)", student_fn(p, q), ())
+    if torch.allclose(got, kl_divergence(q, p), atol=1e-5):
+        raise ExerciseError(
+            "you computed KL(q || p): the weights of the average are p, so the sum is "
+            "p * log(p / q), not q * log(q / p). KL is not symmetric!"
+        )
+    expect_close("kl_divergence(p, q)", got, expected, hint="sum over outcomes of p * (log p - log q)")
+    same = expect_tensor("kl_divergence(p, p)", student_fn(p, p), ())
+    if abs(same.item()) > 1e-6:
+        raise ExerciseError(
+            f"KL(p || p) should be 0 (a distribution does not diverge from itself), got {same.item():.4g}"
+        )
+    zero = torch.tensor([0.0, 0.5, 0.5])
+    got = student_fn(zero, q)
+    if isinstance(got, torch.Tensor) and torch.isnan(got).any():
+        raise ExerciseError(
+            "KL(p || q) is NaN when p has a zero: 0 * log 0 gives NaN in floating point, but the "
+            "convention is 0 log 0 = 0 (an outcome that never happens costs nothing). "
+            "Use torch.where(p > 0, ..., 0) to drop those terms"
+        )
+    expect_close("kl_divergence(p, q) with a zero in p", got, kl_divergence(zero, q))
+    batch_p, batch_q = torch.stack([p, q, zero]), torch.stack([q, q, p])
+    expect_close(
+        "kl_divergence on a batch [3, 3]",
+        student_fn(batch_p, batch_q),
+        kl_divergence(batch_p, batch_q),
+        hint="sum over the last dimension only (dim=-1), one KL per row",
+    )
+    return "KL(p || q) is right, 0 for equal distributions, and handles zeros and batches."
+
+
+@checker
+def check_naive_bayes_sample(student_fn):
+    """``student_fn(theta, digit, n, generator)``: ``n`` binary images ``[n, D]`` of class ``digit``
+    drawn from the naive Bayes model, each pixel x_j ~ Bernoulli(theta[digit, j]) independently."""
+    g = torch.Generator().manual_seed(0)
+    theta = torch.rand(10, 64, generator=g) * 0.9 + 0.05
+    samples = student_fn(theta, 3, 4000, torch.Generator().manual_seed(1))
+    samples = expect_tensor("the samples", samples, (4000, 64)).float()
+    if not ((samples == 0) | (samples == 1)).all():
+        raise ExerciseError(
+            "binarized pixels must be exactly 0 or 1: draw them with torch.bernoulli (you returned "
+            "probabilities or other values)"
+        )
+    if (samples == samples[0]).all():
+        raise ExerciseError(
+            "all samples are identical: you returned the most likely image (e.g. theta > 0.5) "
+            "instead of sampling; draw each pixel with torch.bernoulli(theta[digit])"
+        )
+    mean = samples.mean(0)
+    error = (mean - theta[3]).abs().max().item()
+    if error > 0.05:
+        wrong = (mean[None] - theta).abs().max(1).values.argmin().item()
+        hint = f" (they match digit {wrong}'s row: use theta[digit])" if wrong != 3 else ""
+        raise ExerciseError(
+            f"the pixel frequencies of your samples do not match theta[digit] (largest gap "
+            f"{error:.3f}){hint}; each pixel j must be 1 with probability theta[digit, j]"
+        )
+    again = student_fn(theta, 3, 4000, torch.Generator().manual_seed(1))
+    if not torch.equal(expect_tensor("the samples", again, (4000, 64)).float(), samples):
+        raise ExerciseError(
+            "the same generator seed gave different samples: pass generator=generator to "
+            "torch.bernoulli (or torch.rand) so results are reproducible"
+        )
+    return "every pixel is an independent coin flip with the class's probability."
+
+
+@checker
+def check_langevin_step(student_fn):
+    """``student_fn(x, grad_energy, step_size, noise)``: one step of Langevin dynamics,
+    x - (step_size / 2) grad E(x) + sqrt(step_size) noise."""
+    x = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
+    grad = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    noise = torch.tensor([[0.3, -0.1], [-1.2, 0.8]])
+    step = 0.04
+    expected = x - step / 2 * grad + step**0.5 * noise
+    got = expect_tensor("langevin_step(...)", student_fn(x, grad, step, noise), x.shape)
+    if torch.allclose(got, x + step / 2 * grad + step**0.5 * noise, atol=1e-6):
+        raise ExerciseError(
+            "you moved *up* the energy: subtract the gradient (x - step/2 * grad), so samples "
+            "slide towards low energy = high probability"
+        )
+    if torch.allclose(got, x - step / 2 * grad + step * noise, atol=1e-6):
+        raise ExerciseError(
+            "the noise is scaled by step_size; it must be scaled by sqrt(step_size): the noise "
+            "variance, not its standard deviation, is proportional to the step"
+        )
+    if torch.allclose(got, x - step * grad + step**0.5 * noise, atol=1e-6):
+        raise ExerciseError(
+            "the gradient step should be step_size / 2 times the gradient (with noise of variance "
+            "step_size, this is what makes exp(-E) the stationary distribution)"
+        )
+    if torch.allclose(got, x - step / 2 * grad, atol=1e-6):
+        raise ExerciseError(
+            "without the noise term this is gradient descent: every sample would end in a minimum "
+            "of the energy instead of spreading out like exp(-E); add sqrt(step_size) * noise"
+        )
+    expect_close("langevin_step(...)", got, expected, hint="x - step_size / 2 * grad_energy + sqrt(step_size) * noise")
+    return "x - (eps/2) grad E(x) + sqrt(eps) z: a gradient step on the energy plus just enough noise."
+
+
 # ---- Notebook 04: from autoencoders to the VAE ----
 
 

@@ -8,6 +8,7 @@ with ``plt.show()``. Figures are sized to be readable when projected.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -232,6 +233,24 @@ def _in_notebook() -> bool:
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
+# matplotlib's animation player (Animation.to_jshtml) loads Font Awesome from a CDN for its button icons;
+# offline (the course's normal case) its buttons would be blank. The same icons as plain characters:
+FONT_AWESOME_LINK = re.compile(r"<link[^>]*font-awesome[^>]*>", re.IGNORECASE)
+PLAYER_ICONS = (
+    "<style>.anim-buttons .fa{font-style:normal}"
+    '.fa-minus::before{content:"\\2212"}.fa-plus::before{content:"+"}'
+    '.fa-fast-backward::before{content:"|\\25C0\\25C0"}.fa-step-backward::before{content:"|\\25C0"}'
+    '.fa-play::before{content:"\\25B6"}.fa-flip-horizontal{display:inline-block;transform:scaleX(-1)}'
+    '.fa-pause::before{content:"\\275A\\275A"}.fa-step-forward::before{content:"\\25B6|"}'
+    '.fa-fast-forward::before{content:"\\25B6\\25B6|"}</style>'
+)
+
+
+def offline_player(page: str) -> str:
+    """``page`` (HTML) with the animation player's Font Awesome link replaced by :data:`PLAYER_ICONS`."""
+    return FONT_AWESOME_LINK.sub(lambda _: PLAYER_ICONS, page)
+
+
 def animate(
     frames: Sequence,
     draw: Callable,
@@ -275,6 +294,6 @@ def animate(
         ax.set_title(titles[i])
 
     anim = FuncAnimation(fig, update, frames=len(frames), interval=interval)
-    html = HTML(anim.to_jshtml())
+    html = HTML(offline_player(anim.to_jshtml()))
     plt.close(fig)
     return html

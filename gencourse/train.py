@@ -8,6 +8,7 @@ is what lets an instructor re-run any training cell in seconds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -327,16 +328,31 @@ def load_or_train(
 COURSE_MODELS: dict[str, Callable] = {}
 
 
-def course_model(name: str):
+def course_model(name: str, variants: Iterable[dict] | None = None):
     """Register a function that returns ``(model, history)`` for one of the course's trained models,
     built and trained exactly as its notebook does (through ``load_or_train``), so that pretraining
-    and benchmarks use the very same models."""
+    and benchmarks use the very same models.
+
+    ``variants`` lists the keyword arguments the notebook calls it with when it trains several versions
+    (e.g. ``[{"beta": 0.5}, {"beta": 4.0}]``); by default it is called once with none.
+    """
 
     def register(fn):
         if name in COURSE_MODELS and COURSE_MODELS[name] is not fn:
             raise ValueError(f"a course model named {name!r} is already registered")
         COURSE_MODELS[name] = fn
         fn.course_model_name = name
+        fn.variants = [dict(v) for v in variants] if variants is not None else [{}]
         return fn
 
     return register
+
+
+def course_model_calls(models: dict[str, Callable] | None = None) -> dict[str, Callable]:
+    """Every call that trains a course model, by label (``name`` or ``name(beta=4.0)``), ready to run."""
+    calls = {}
+    for name, fn in (COURSE_MODELS if models is None else models).items():
+        for kwargs in getattr(fn, "variants", [{}]):
+            label = name + (f"({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})" if kwargs else "")
+            calls[label] = functools.partial(fn, **kwargs)
+    return calls

@@ -63,3 +63,4 @@ def test_animation_falls_back_to_a_static_strip_headless():
     assert [ax.get_title() for ax in fig.axes] == ["frame 0", "frame 3", "frame 5", "frame 8"]
     html = plot.animate(frames[:2], lambda ax, f: plot.scatter2d(f, ax=ax), force_static=False)
     assert "<script" in html.data
+    assert "font-awesome" not in html.data and plot.PLAYER_ICONS in html.data  # buttons work offline

@@ -153,3 +153,19 @@ def test_course_model_registry_refuses_duplicates():
     with pytest.raises(ValueError, match="already registered"):
         train.course_model("test-only-model")(lambda: None)
     del train.COURSE_MODELS["test-only-model"]
+
+
+def test_course_model_variants_expand_into_labelled_calls():
+    seen = []
+
+    @train.course_model("test-variants", variants=[{"beta": 0.5}, {"beta": 4.0}])
+    def beta_model(beta=1.0):
+        seen.append(beta)
+        return beta
+
+    try:
+        calls = train.course_model_calls({"test-variants": beta_model})
+        assert list(calls) == ["test-variants(beta=0.5)", "test-variants(beta=4.0)"]
+        assert [call() for call in calls.values()] == [0.5, 4.0] == seen
+    finally:
+        del train.COURSE_MODELS["test-variants"]
