@@ -17,6 +17,7 @@ from gencourse.vae import (
     linear_probe,
     log_mean_exp,
     reparameterize,
+    semi_supervised_accuracy,
 )
 
 
@@ -286,3 +287,14 @@ def test_auroc():
     assert auroc(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])) == 0.0
     assert auroc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 2.0])) == 0.5
     assert auroc(torch.ones(4), torch.ones(7)) == 0.5
+
+
+def test_semi_supervised_accuracy_compares_pixels_and_latents_per_draw():
+    torch.manual_seed(0)
+    model = VAE.mlp(latent_dim=4, hidden=(32,))
+    acc = semi_supervised_accuracy(model, per_class=10, draws=2, n_unlabelled=2000, n_test=500)
+    assert set(acc) == {"raw pixels", "VAE latents"}
+    assert acc["raw pixels"].shape == acc["VAE latents"].shape == (2,)
+    assert (acc["raw pixels"] > 0.5).all()  # 100 labelled pixels already beat chance (0.1) by far
+    again = semi_supervised_accuracy(model, per_class=10, draws=2, n_unlabelled=2000, n_test=500)
+    assert torch.equal(acc["raw pixels"], again["raw pixels"])  # the labelled sets are seeded
