@@ -14,6 +14,7 @@ from gencourse.vae import (
     gaussian_kl,
     gaussian_kl_per_dim,
     gradient_estimates,
+    label_spreading,
     linear_probe,
     log_mean_exp,
     reparameterize,
@@ -298,3 +299,14 @@ def test_semi_supervised_accuracy_compares_pixels_and_latents_per_draw():
     assert (acc["raw pixels"] > 0.5).all()  # 100 labelled pixels already beat chance (0.1) by far
     again = semi_supervised_accuracy(model, per_class=10, draws=2, n_unlabelled=2000, n_test=500)
     assert torch.equal(acc["raw pixels"], again["raw pixels"])  # the labelled sets are seeded
+
+
+def test_label_spreading_follows_the_shape_of_the_unlabelled_data():
+    g = torch.Generator().manual_seed(0)
+    angle = torch.rand(600, generator=g) * 2 * math.pi
+    radius = torch.where(torch.arange(600) % 2 == 0, 1.0, 3.0)
+    points = radius[:, None] * torch.stack([angle.cos(), angle.sin()], 1) + 0.05 * torch.randn(600, 2, generator=g)
+    labels = (radius > 2).long()  # two concentric circles: no line separates them
+    train, test = torch.arange(2), torch.arange(2, 600)  # one labelled point per circle
+    assert label_spreading(points[train], labels[train], points[test], labels[test]) > 0.99
+    assert linear_probe(points[train], labels[train], points[test], labels[test]) < 0.8
