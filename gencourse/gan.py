@@ -21,8 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gencourse.config import profile
+from gencourse.data import toy2d, toy2d_modes
+from gencourse.metrics import mode_metrics
 from gencourse.nn import MLP, ConvDecoder, ConvEncoder
-from gencourse.train import History, check_finite, to_device, training_steps
+from gencourse.train import History, check_finite, course_model, load_or_train, to_device, training_steps
 
 KINDS = ("minimax", "nonsaturating", "wgan", "hinge")
 
@@ -67,7 +70,11 @@ def spectral_normalize(module: nn.Module) -> nn.Module:
 
 class MLPGenerator(nn.Module):
     """G(z) (or G(z, y)): ``[B, latent_dim] -> [B, out_dim]`` through an MLP; class-conditional when
-    ``num_classes`` is given (a label embedding is concatenated to z)."""
+    ``num_classes`` is given (a label embedding is concatenated to z).
+
+    ``batch_norm`` puts batch normalization after each hidden linear layer, as the DCGAN and PacGAN
+    generators do: on the 2D mixtures it lets the generator pull its samples much closer to the modes.
+    """
 
     def __init__(
         self,
@@ -77,11 +84,19 @@ class MLPGenerator(nn.Module):
         act: str = "relu",
         num_classes: int | None = None,
         embed_dim: int = 16,
+        batch_norm: bool = False,
     ):
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
         self.net = MLP(latent_dim + (embed_dim if num_classes else 0), out_dim, hidden, act)
+        if batch_norm:  # Linear, act, ..., Linear  ->  Linear, BatchNorm, act, ..., Linear
+            layers, last = [], self.net[-1]
+            for layer in self.net:
+                layers.append(layer)
+                if isinstance(layer, nn.Linear) and layer is not last:
+                    layers.append(nn.BatchNorm1d(layer.out_features))
+            self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(_with_labels(z, labels, self.embed))
@@ -294,6 +309,7 @@ def train_gan(
     betas: tuple[float, float] = (0.5, 0.999),
     n_critic: int = 1,
     gp_weight: float = 0.0,
+    lr_schedule: Callable[[int], float] | None = None,
     history: History | None = None,
     callback: Callable | None = None,
     every: int = 100,
@@ -304,7 +320,9 @@ def train_gan(
     Each step takes one batch of real data (``x``, or ``(x, labels)``; see ``training_steps``) and
     updates the discriminator on discriminator_loss(D(x), D(G(z)), kind) [+ ``gp_weight`` * gradient
     penalty]; every ``n_critic``-th step the generator is then updated on generator_loss(D(G(z)), kind).
-    Adam with ``lr`` (``lr_d`` for D if given) and ``betas``. Logged per step: ``d_loss``,
+    Adam with ``lr`` (``lr_d`` for D if given) and ``betas``; ``lr_schedule(step)`` multiplies both
+    learning rates (e.g. ``lambda step: 1 - step / steps``, a linear decay to 0, which lets the samples
+    settle instead of orbiting the equilibrium). Logged per step: ``d_loss``,
     ``real_logit`` and ``fake_logit`` (mean scores), ``gp``; per generator step: ``g_loss``.
     ``callback(step, gan, history)`` runs every ``every`` steps and after the last one, in eval mode
     (e.g. a :class:`Snapshots`). A NaN or infinite loss stops training with a message.
@@ -314,6 +332,7 @@ def train_gan(
     dev = next(G.parameters()).device
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=lr_d or lr, betas=betas)
+    schedules = [torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule) for opt in (opt_g, opt_d)] if lr_schedule else []
     history = history or History()
     offset = max((s for v in history.records.values() for s, _ in v), default=-1) + 1
     start, step = time.perf_counter(), -1
@@ -343,6 +362,8 @@ def train_gan(
             loss_g.backward()
             opt_g.step()
             logged["g_loss"] = loss_g
+        for schedule in schedules:
+            schedule.step()
         history.log(offset + step, d_loss=loss_d, **logged)
         if step % 10 == 0:
             bar.set_postfix(d_loss=f"{loss_d.item():.3g}", g_loss=f"{history['g_loss'][-1]:.3g}")
@@ -377,3 +398,154 @@ class Snapshots:
             dev = next(gan.discriminator.parameters()).device
             frame["logits"] = gan.discriminator(self.points.to(dev)).cpu()
         self.frames.append(frame)
+
+
+# ---------------------------------------------------------------------------------------------
+# The course's trained models (notebooks 02 and 03, benchmarks/gan.py)
+# ---------------------------------------------------------------------------------------------
+
+TOY_DATASETS = ("ring8", "grid25")
+TOY_VARIANTS = {"gan": 1, "pacgan": 4}  # variant -> how many samples the discriminator judges at once
+
+
+def toy_gan(dataset: str = "ring8", variant: str = "pacgan"):
+    """A GAN trained on a 2D mixture (``ring8`` or ``grid25``): ``(GAN, History)``, cached.
+
+    ``variant`` is ``gan`` (the plain non-saturating GAN) or ``pacgan`` (the same networks and budget,
+    with a discriminator that judges packs of 4 samples). Both: generator 2 -> 3 x 256 (batch norm,
+    ReLU) -> 2, discriminator 3 x 256 (leaky ReLU), batches of 256, Adam (2e-4, betas 0.5, 0.999) with
+    the learning rates decayed linearly to 0. The history also tracks ``modes`` and ``high_quality``
+    (:func:`gencourse.metrics.mode_metrics` on 2500 samples) during training.
+    """
+
+    if dataset not in TOY_DATASETS or variant not in TOY_VARIANTS:
+        raise ValueError(f"toy_gan knows datasets {TOY_DATASETS} and variants {tuple(TOY_VARIANTS)}")
+    steps = profile().pick(smoke=60, lecture=3000, full=10000)
+    config = {
+        "dataset": dataset,
+        "pack": TOY_VARIANTS[variant],
+        "kind": "nonsaturating",
+        "steps": steps,
+        "batch_size": 256,
+        "hidden": [256, 256, 256],
+        "latent_dim": 2,
+        "lr": 2e-4,
+        "betas": [0.5, 0.999],
+        "lr_schedule": "linear to 0",
+        "n_eval": 2500,
+    }
+
+    def build():
+        return GAN(
+            MLPGenerator(2, 2, config["hidden"], batch_norm=True),
+            MLPDiscriminator(2, config["hidden"], pack=config["pack"]),
+        )
+
+    def train(model):
+        modes = toy2d_modes(dataset)
+
+        def track(step, gan, history):
+            scores = mode_metrics(gan.sample(config["n_eval"]), modes)
+            history.log(step, modes=scores["modes"], high_quality=scores["high_quality"])
+
+        return train_gan(
+            model,
+            lambda: toy2d(dataset, config["batch_size"]),
+            kind=config["kind"],
+            steps=steps,
+            lr=config["lr"],
+            betas=tuple(config["betas"]),
+            lr_schedule=lambda step: 1 - step / steps,
+            callback=track,
+            every=max(1, steps // 20),
+            desc=f"{variant} on {dataset}",
+        )
+
+    return load_or_train(f"gan_{dataset}_{variant}", build, train, config)
+
+
+def _register_toy(dataset: str, variant: str) -> None:
+    course_model(f"gan_{dataset}_{variant}")(lambda: toy_gan(dataset, variant))
+
+
+for _dataset in TOY_DATASETS:
+    for _variant in TOY_VARIANTS:
+        _register_toy(_dataset, _variant)
+
+
+def _mnist_gan(name: str, *, conditional: bool, kind: str, spectral_norm: bool):
+    """A DCGAN-style GAN on MNIST (images in [-1, 1]), trained through ``load_or_train``; the judge's
+    scores of 1000 samples (``fid``, ``confident``, ``inception_score``, ``precision``, ``recall``)
+    are tracked in the history during training."""
+    from gencourse.data import from_symmetric, mnist
+    from gencourse.metrics import evaluate_samples
+
+    steps = profile().pick(smoke=20, lecture=3000, full=20000)
+    config = {
+        "steps": steps,
+        "batch_size": 64,
+        "latent_dim": 64,
+        "g_ch": 32,
+        "d_ch": 32,
+        "kind": kind,
+        "conditional": conditional,
+        "spectral_norm": spectral_norm,
+        "lr": 2e-4,
+        "betas": [0.5, 0.999],
+        "lr_schedule": "linear to 0",
+        "n_eval": profile().pick(smoke=100, lecture=1000, full=2000),
+        "evaluations": profile().pick(smoke=2, lecture=10, full=20),
+    }
+    num_classes = 10 if conditional else None
+
+    def build():
+        # spectral normalization replaces batch norm in the discriminator: both rescale its layers
+        return GAN(
+            DCGenerator(config["latent_dim"], config["g_ch"], num_classes=num_classes),
+            DCDiscriminator(
+                config["d_ch"],
+                norm="none" if spectral_norm else "batch",
+                num_classes=num_classes,
+                spectral_norm=spectral_norm,
+            ),
+        )
+
+    def train(model):
+        loader = mnist(train=True).loader(config["batch_size"], scale="symmetric")
+
+        def track(step, gan, history):
+            scores = evaluate_samples(from_symmetric(gan.sample(config["n_eval"])))
+            history.log(step, **{k: scores[k] for k in ("fid", "inception_score", "precision", "recall", "confident")})
+
+        return train_gan(
+            model,
+            loader,
+            kind=kind,
+            steps=steps,
+            lr=config["lr"],
+            betas=tuple(config["betas"]),
+            lr_schedule=lambda step: 1 - step / steps,
+            callback=track,
+            every=max(1, steps // config["evaluations"]),
+            desc=name,
+        )
+
+    return load_or_train(name, build, train, config)
+
+
+@course_model("gan_dcgan_mnist")
+def dcgan_mnist():
+    """Notebook 03's DCGAN: non-saturating loss, batch norm in both networks. ``(GAN, History)``."""
+    return _mnist_gan("gan_dcgan_mnist", conditional=False, kind="nonsaturating", spectral_norm=False)
+
+
+@course_model("gan_conditional_mnist")
+def conditional_gan_mnist():
+    """Notebook 03's class-conditional DCGAN (label embedding in G, projection D). ``(GAN, History)``."""
+    return _mnist_gan("gan_conditional_mnist", conditional=True, kind="nonsaturating", spectral_norm=False)
+
+
+@course_model("gan_sngan_mnist")
+def sngan_mnist():
+    """Notebook 03's stabilised GAN: hinge loss and a spectrally normalized discriminator. ``(GAN, History)``."""
+    return _mnist_gan("gan_sngan_mnist", conditional=False, kind="hinge", spectral_norm=True)
