@@ -167,8 +167,9 @@ class ImageData(Dataset):
 
     def loader(self, batch_size=128, scale="unit", n=None, shuffle=True, drop_last=True, generator=None):
         """A :class:`TensorLoader` over ``(x, y)`` batches of the first ``n`` images."""
-        return TensorLoader(*self.tensors(scale, n), batch_size=batch_size, shuffle=shuffle,
-                            drop_last=drop_last, generator=generator)
+        return TensorLoader(
+            *self.tensors(scale, n), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator
+        )
 
 
 def _candidate_roots(root) -> list[tuple[Path, str]]:
@@ -228,8 +229,12 @@ def mnist(train: bool = True, root=None, download: bool = True) -> ImageData:
 def fashion_mnist(train: bool = True, root=None, download: bool = True) -> ImageData:
     """FashionMNIST, exactly like :func:`mnist` (``<root>/FashionMNIST/raw/...``)."""
     ds = _load_torchvision("FashionMNIST", train, root, download)
-    return ImageData(ds.data.unsqueeze(1).contiguous(), ds.targets,
-                     name=f"FashionMNIST-{'train' if train else 'test'}", classes=ds.classes)
+    return ImageData(
+        ds.data.unsqueeze(1).contiguous(),
+        ds.targets,
+        name=f"FashionMNIST-{'train' if train else 'test'}",
+        classes=ds.classes,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

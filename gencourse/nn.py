@@ -13,8 +13,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU, "tanh": nn.Tanh,
-               "elu": nn.ELU, "gelu": nn.GELU}
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+}
 
 
 def activation(name: str) -> nn.Module:
@@ -29,8 +35,14 @@ class MLP(nn.Sequential):
     ``out_act`` (an activation name) is applied to the output if given.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (128, 128), act: str = "silu",
-                 out_act: str | None = None):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: Sequence[int] = (128, 128),
+        act: str = "silu",
+        out_act: str | None = None,
+    ):
         dims = [in_dim, *hidden, out_dim]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
@@ -60,13 +72,17 @@ class ConvEncoder(nn.Module):
     ``group`` or ``none`` (use ``none`` for critics with a gradient penalty or spectral norm).
     """
 
-    def __init__(self, out_dim: int, in_channels: int = 1, ch: int = 32, norm: str = "batch",
-                 act: str = "leaky_relu"):
+    def __init__(self, out_dim: int, in_channels: int = 1, ch: int = 32, norm: str = "batch", act: str = "leaky_relu"):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, ch, 4, stride=2, padding=1), activation(act),
-            nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1), _norm(norm, 2 * ch), activation(act),
-            nn.Conv2d(2 * ch, 2 * ch, 3, padding=1), _norm(norm, 2 * ch), activation(act),
+            nn.Conv2d(in_channels, ch, 4, stride=2, padding=1),
+            activation(act),
+            nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1),
+            _norm(norm, 2 * ch),
+            activation(act),
+            nn.Conv2d(2 * ch, 2 * ch, 3, padding=1),
+            _norm(norm, 2 * ch),
+            activation(act),
             nn.Flatten(),
         )
         self.head = nn.Linear(2 * ch * 7 * 7, out_dim)
@@ -80,14 +96,25 @@ class ConvDecoder(nn.Module):
     convolutions (7 -> 14 -> 28). The output is raw (logits or unbounded); ``out_act`` adds e.g. tanh.
     """
 
-    def __init__(self, in_dim: int, out_channels: int = 1, ch: int = 32, norm: str = "batch", act: str = "relu",
-                 out_act: str | None = None):
+    def __init__(
+        self,
+        in_dim: int,
+        out_channels: int = 1,
+        ch: int = 32,
+        norm: str = "batch",
+        act: str = "relu",
+        out_act: str | None = None,
+    ):
         super().__init__()
         self.ch = ch
         self.fc = nn.Sequential(nn.Linear(in_dim, 2 * ch * 7 * 7), activation(act))
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(2 * ch, 2 * ch, 4, stride=2, padding=1), _norm(norm, 2 * ch), activation(act),
-            nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1), _norm(norm, ch), activation(act),
+            nn.ConvTranspose2d(2 * ch, 2 * ch, 4, stride=2, padding=1),
+            _norm(norm, 2 * ch),
+            activation(act),
+            nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1),
+            _norm(norm, ch),
+            activation(act),
             nn.Conv2d(ch, out_channels, 3, padding=1),
         )
         self.out_act = activation(out_act) if out_act else nn.Identity()
@@ -146,8 +173,10 @@ class TimeEmbedding(nn.Module):
         if y is None:
             y = torch.full((len(emb),), self.num_classes, dtype=torch.long, device=emb.device)
         if y.min() < 0 or y.max() > self.num_classes:
-            raise ValueError(f"labels must lie in [0, {self.num_classes}] ({self.num_classes} = no label), "
-                             f"got [{int(y.min())}, {int(y.max())}]")
+            raise ValueError(
+                f"labels must lie in [0, {self.num_classes}] ({self.num_classes} = no label), "
+                f"got [{int(y.min())}, {int(y.max())}]"
+            )
         return emb + self.label(y)
 
 
@@ -159,8 +188,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.block1 = nn.Sequential(_norm("group", in_ch), nn.SiLU(), nn.Conv2d(in_ch, out_ch, 3, padding=1))
         self.emb = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, out_ch))
-        self.block2 = nn.Sequential(_norm("group", out_ch), nn.SiLU(), nn.Dropout(dropout),
-                                    nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        self.block2 = nn.Sequential(
+            _norm("group", out_ch), nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        )
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -194,8 +224,16 @@ class UNet(nn.Module):
     as the velocity field v_theta(x_t, t) of flow matching.
     """
 
-    def __init__(self, in_channels: int = 1, ch: int = 32, ch_mult: Sequence[int] = (1, 2, 2), blocks: int = 1,
-                 attention: bool = True, num_classes: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        ch: int = 32,
+        ch_mult: Sequence[int] = (1, 2, 2),
+        blocks: int = 1,
+        attention: bool = True,
+        num_classes: int | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         emb_dim = 4 * ch
         self.in_channels, self.num_classes, self.levels = in_channels, num_classes, len(ch_mult)
@@ -232,8 +270,10 @@ class UNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"UNet expects images [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}")
         if x.shape[-1] % 2 ** (self.levels - 1) or x.shape[-2] % 2 ** (self.levels - 1):
-            raise ValueError(f"image size {tuple(x.shape[-2:])} must be divisible by {2 ** (self.levels - 1)} "
-                             f"for a U-Net with {self.levels} levels")
+            raise ValueError(
+                f"image size {tuple(x.shape[-2:])} must be divisible by {2 ** (self.levels - 1)} "
+                f"for a U-Net with {self.levels} levels"
+            )
         emb = self.embed(t.expand(len(x)) if t.dim() == 0 else t, y)
         h = self.stem(x)
         hs = [h]

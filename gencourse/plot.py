@@ -8,6 +8,7 @@ with ``plt.show()``. Figures are sized to be readable when projected.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -45,8 +46,15 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, p
     return grid
 
 
-def image_grid(images: torch.Tensor, nrow: int | None = None, ax=None, title: str | None = None,
-               value_range: tuple[float, float] | None = None, figsize=None, row_labels: Sequence[str] | None = None):
+def image_grid(
+    images: torch.Tensor,
+    nrow: int | None = None,
+    ax=None,
+    title: str | None = None,
+    value_range: tuple[float, float] | None = None,
+    figsize=None,
+    row_labels: Sequence[str] | None = None,
+):
     """Show a batch of images ``[B, C, H, W]`` as a grid with ``nrow`` images per row.
 
     ``value_range`` is the range of the input; by default [-1, 1] if any value is negative, else [0, 1].
@@ -71,8 +79,17 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, ax=None, title: st
     return ax
 
 
-def scatter2d(points, ax=None, title: str | None = None, lim: float | None = 4.5, s: float = 3, alpha: float = 0.5,
-              color=None, label: str | None = None, figsize=(6, 6)):
+def scatter2d(
+    points,
+    ax=None,
+    title: str | None = None,
+    lim: float | None = 4.5,
+    s: float = 3,
+    alpha: float = 0.5,
+    color=None,
+    label: str | None = None,
+    figsize=(6, 6),
+):
     """Scatter ``[N, 2]`` points on square axes ``[-lim, lim]^2`` (``lim=None`` leaves them automatic)."""
     pts = _numpy(points)
     if pts.ndim != 2 or pts.shape[1] != 2:
@@ -97,8 +114,15 @@ def grid2d(lim: float = 4.5, n: int = 200):
     return torch.stack([xx.flatten(), yy.flatten()], dim=1), xs, float((xs[1] - xs[0]) ** 2)
 
 
-def density2d(log_prob: Callable[[torch.Tensor], torch.Tensor], ax=None, lim: float = 4.5, n: int = 200,
-              title: str | None = None, figsize=(6, 6), cmap: str = "viridis"):
+def density2d(
+    log_prob: Callable[[torch.Tensor], torch.Tensor],
+    ax=None,
+    lim: float = 4.5,
+    n: int = 200,
+    title: str | None = None,
+    figsize=(6, 6),
+    cmap: str = "viridis",
+):
     """Show the density exp(``log_prob``(x)) of a 2D model as an image over ``[-lim, lim]^2``."""
     pts, xs, _ = grid2d(lim, n)
     with torch.no_grad():
@@ -112,8 +136,9 @@ def density2d(log_prob: Callable[[torch.Tensor], torch.Tensor], ax=None, lim: fl
     return ax
 
 
-def hist2d(points, ax=None, lim: float = 4.5, bins: int = 100, title: str | None = None, figsize=(6, 6),
-           cmap: str = "viridis"):
+def hist2d(
+    points, ax=None, lim: float = 4.5, bins: int = 100, title: str | None = None, figsize=(6, 6), cmap: str = "viridis"
+):
     """A 2D histogram of ``[N, 2]`` samples: the empirical density of a sampler."""
     pts = _numpy(points)
     ax = _new_ax(ax, figsize)
@@ -126,8 +151,18 @@ def hist2d(points, ax=None, lim: float = 4.5, bins: int = 100, title: str | None
     return ax
 
 
-def contour2d(fn: Callable[[torch.Tensor], torch.Tensor], ax=None, lim: float = 4.5, n: int = 150, levels: int = 12,
-              title: str | None = None, figsize=(6, 6), filled: bool = True, cmap: str = "RdBu_r", colorbar: bool = True):
+def contour2d(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    ax=None,
+    lim: float = 4.5,
+    n: int = 150,
+    levels: int = 12,
+    title: str | None = None,
+    figsize=(6, 6),
+    filled: bool = True,
+    cmap: str = "RdBu_r",
+    colorbar: bool = True,
+):
     """Contours of a scalar function of 2D points (a discriminator's output, an energy, a log density)."""
     pts, xs, _ = grid2d(lim, n)
     with torch.no_grad():
@@ -156,8 +191,15 @@ def _smooth(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
-def training_curves(history, keys=None, ax=None, smooth: float = 0.0, title: str = "Training curves",
-                    figsize=(8, 4.5), logy: bool = False):
+def training_curves(
+    history,
+    keys=None,
+    ax=None,
+    smooth: float = 0.0,
+    title: str = "Training curves",
+    figsize=(8, 4.5),
+    logy: bool = False,
+):
     """Plot logged values of a :class:`gencourse.train.History` (or a ``{key: values}`` dict) per step."""
     ax = _new_ax(ax, figsize)
     if isinstance(history, dict):
@@ -191,8 +233,33 @@ def _in_notebook() -> bool:
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
-def animate(frames: Sequence, draw: Callable, titles: Sequence[str] | None = None, interval: int = 200,
-            figsize=(6, 6), strip: int = 5, force_static: bool | None = None):
+# matplotlib's animation player (Animation.to_jshtml) loads Font Awesome from a CDN for its button icons;
+# offline (the course's normal case) its buttons would be blank. The same icons as plain characters:
+FONT_AWESOME_LINK = re.compile(r"<link[^>]*font-awesome[^>]*>", re.IGNORECASE)
+PLAYER_ICONS = (
+    "<style>.anim-buttons .fa{font-style:normal}"
+    '.fa-minus::before{content:"\\2212"}.fa-plus::before{content:"+"}'
+    '.fa-fast-backward::before{content:"|\\25C0\\25C0"}.fa-step-backward::before{content:"|\\25C0"}'
+    '.fa-play::before{content:"\\25B6"}.fa-flip-horizontal{display:inline-block;transform:scaleX(-1)}'
+    '.fa-pause::before{content:"\\275A\\275A"}.fa-step-forward::before{content:"\\25B6|"}'
+    '.fa-fast-forward::before{content:"\\25B6\\25B6|"}</style>'
+)
+
+
+def offline_player(page: str) -> str:
+    """``page`` (HTML) with the animation player's Font Awesome link replaced by :data:`PLAYER_ICONS`."""
+    return FONT_AWESOME_LINK.sub(lambda _: PLAYER_ICONS, page)
+
+
+def animate(
+    frames: Sequence,
+    draw: Callable,
+    titles: Sequence[str] | None = None,
+    interval: int = 200,
+    figsize=(6, 6),
+    strip: int = 5,
+    force_static: bool | None = None,
+):
     """Animate ``draw(ax, frame)`` over ``frames``.
 
     In a live Jupyter kernel (lecture and full profiles) this returns an HTML/JS player to display.
@@ -208,7 +275,9 @@ def animate(frames: Sequence, draw: Callable, titles: Sequence[str] | None = Non
     static = (profile().is_smoke or not _in_notebook()) if force_static is None else force_static
     if static:
         picks = np.unique(np.linspace(0, len(frames) - 1, min(strip, len(frames))).round().astype(int))
-        fig, axes = plt.subplots(1, len(picks), figsize=(figsize[0] * 0.7 * len(picks), figsize[1] * 0.7), squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(picks), figsize=(figsize[0] * 0.7 * len(picks), figsize[1] * 0.7), squeeze=False
+        )
         for ax, i in zip(axes[0], picks):
             draw(ax, frames[i])
             ax.set_title(titles[i])
@@ -225,6 +294,6 @@ def animate(frames: Sequence, draw: Callable, titles: Sequence[str] | None = Non
         ax.set_title(titles[i])
 
     anim = FuncAnimation(fig, update, frames=len(frames), interval=interval)
-    html = HTML(anim.to_jshtml())
+    html = HTML(offline_player(anim.to_jshtml()))
     plt.close(fig)
     return html

@@ -8,6 +8,7 @@ is what lets an instructor re-run any training cell in seconds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,7 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gencourse.config import cache_dir, device as default_device, profile as active_profile, seed_everything
+from gencourse.config import cache_dir, seed_everything
+from gencourse.config import device as default_device
+from gencourse.config import profile as active_profile
 
 CACHE_FORMAT = 1
 
@@ -56,7 +59,9 @@ class History:
     """Logged values per key as ``(step, value)`` pairs; ``history["loss"]`` gives the values."""
 
     def __init__(self, records: dict | None = None, meta: dict | None = None):
-        self.records: dict[str, list[tuple[int, float]]] = {k: [tuple(p) for p in v] for k, v in (records or {}).items()}
+        self.records: dict[str, list[tuple[int, float]]] = {
+            k: [tuple(p) for p in v] for k, v in (records or {}).items()
+        }
         self.meta: dict = dict(meta or {})
 
     def log(self, step: int, **values: float) -> None:
@@ -117,8 +122,9 @@ def to_device(batch, dev: torch.device):
     return batch
 
 
-def training_steps(data, *, epochs: int | None = None, steps: int | None = None, seconds: float | None = None,
-                   desc: str = "training") -> Iterator[tuple[int, object, object]]:
+def training_steps(
+    data, *, epochs: int | None = None, steps: int | None = None, seconds: float | None = None, desc: str = "training"
+) -> Iterator[tuple[int, object, object]]:
     """Yield ``(step, batch, bar)`` until the first of ``epochs``, ``steps`` or ``seconds`` is used up.
 
     ``data`` is an iterable of batches (iterated once per epoch) or a function that returns a fresh
@@ -153,10 +159,23 @@ def training_steps(data, *, epochs: int | None = None, steps: int | None = None,
                 return
 
 
-def fit(model: nn.Module, loss_fn: Callable, data, *, epochs: int | None = None, steps: int | None = None,
-        seconds: float | None = None, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
-        clip_grad: float | None = None, scheduler=None, history: History | None = None,
-        callback: Callable | None = None, every: int = 100, desc: str = "training") -> History:
+def fit(
+    model: nn.Module,
+    loss_fn: Callable,
+    data,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    seconds: float | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    clip_grad: float | None = None,
+    scheduler=None,
+    history: History | None = None,
+    callback: Callable | None = None,
+    every: int = 100,
+    desc: str = "training",
+) -> History:
     """Train ``model`` by minimising ``loss_fn(model, batch)`` and return the :class:`History`.
 
     - ``loss_fn`` returns a scalar loss, or ``(loss, {"name": value, ...})`` to log more values.
@@ -233,14 +252,27 @@ def _load_cached(path: Path, model: nn.Module, name: str, config: dict) -> Histo
         model.load_state_dict(payload["state_dict"])
         return History.from_dict(payload["history"])
     except Exception as exc:  # corrupt file, wrong keys or shapes: never use it, say so, retrain
-        warnings.warn(f"cached model {path} cannot be used ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}); "
-                      "retraining it", CacheWarning, stacklevel=3)
+        warnings.warn(
+            f"cached model {path} cannot be used ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+            "retraining it",
+            CacheWarning,
+            stacklevel=3,
+        )
         return None
 
 
-def load_or_train(name: str, build: Callable[[], nn.Module], train: Callable[[nn.Module], History],
-                  config: dict, *, seed: int = 0, retrain: bool | None = None, profile: str | None = None,
-                  directory: Path | None = None, device: torch.device | None = None):
+def load_or_train(
+    name: str,
+    build: Callable[[], nn.Module],
+    train: Callable[[nn.Module], History],
+    config: dict,
+    *,
+    seed: int = 0,
+    retrain: bool | None = None,
+    profile: str | None = None,
+    directory: Path | None = None,
+    device: torch.device | None = None,
+):
     """Return ``(model, history)``: loaded from the cache when a model ``name`` with the same
     ``config`` was trained before in this profile, else built with ``build()``, trained with
     ``train(model) -> History`` (seeded with ``seed``) and saved.
@@ -267,13 +299,22 @@ def load_or_train(name: str, build: Callable[[], nn.Module], train: Callable[[nn
     if not isinstance(history, History):
         raise TypeError(f"train() for {name!r} must return a History, got {type(history).__name__}")
     history.meta.setdefault("train_seconds", time.perf_counter() - start)
-    history.meta.update(device=str(dev), torch=torch.__version__, machine=platform.machine(),
-                        date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    history.meta.update(
+        device=str(dev),
+        torch=str(torch.__version__),
+        machine=platform.machine(),
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": CACHE_FORMAT, "name": name, "config_hash": config_hash(name, config),
-               "config": json.dumps(config, sort_keys=True, default=str), "state_dict": state,
-               "history": history.to_dict()}
+    payload = {
+        "format": CACHE_FORMAT,
+        "name": name,
+        "config_hash": config_hash(name, config),
+        "config": json.dumps(config, sort_keys=True, default=str),
+        "state_dict": state,
+        "history": history.to_dict(),
+    }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)  # atomic: an interrupted save never leaves a half-written cache file
@@ -287,16 +328,31 @@ def load_or_train(name: str, build: Callable[[], nn.Module], train: Callable[[nn
 COURSE_MODELS: dict[str, Callable] = {}
 
 
-def course_model(name: str):
+def course_model(name: str, variants: Iterable[dict] | None = None):
     """Register a function that returns ``(model, history)`` for one of the course's trained models,
     built and trained exactly as its notebook does (through ``load_or_train``), so that pretraining
-    and benchmarks use the very same models."""
+    and benchmarks use the very same models.
+
+    ``variants`` lists the keyword arguments the notebook calls it with when it trains several versions
+    (e.g. ``[{"beta": 0.5}, {"beta": 4.0}]``); by default it is called once with none.
+    """
 
     def register(fn):
         if name in COURSE_MODELS and COURSE_MODELS[name] is not fn:
             raise ValueError(f"a course model named {name!r} is already registered")
         COURSE_MODELS[name] = fn
         fn.course_model_name = name
+        fn.variants = [dict(v) for v in variants] if variants is not None else [{}]
         return fn
 
     return register
+
+
+def course_model_calls(models: dict[str, Callable] | None = None) -> dict[str, Callable]:
+    """Every call that trains a course model, by label (``name`` or ``name(beta=4.0)``), ready to run."""
+    calls = {}
+    for name, fn in (COURSE_MODELS if models is None else models).items():
+        for kwargs in getattr(fn, "variants", [{}]):
+            label = name + (f"({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})" if kwargs else "")
+            calls[label] = functools.partial(fn, **kwargs)
+    return calls

@@ -1,0 +1,546 @@
+"""Autoencoders and variational autoencoders: the Gaussian KL, the reparameterization trick, the ELBO
+and the importance-weighted bound, plus the course's trained MNIST models.
+
+Data ranges: every image model here takes ``x`` in [0, 1], shape ``[B, 1, 28, 28]``. The Bernoulli
+decoder is meant for binary pixels (the MNIST models train on dynamically binarized MNIST, x in {0, 1},
+and their likelihoods are only likelihoods for binary x); grey levels in [0, 1] still encode fine
+(they are the mean of the binarized image). The Gaussian decoder models real-valued x.
+
+    q(z|x) = N(mu(x), diag(exp(logvar(x))))        p(z) = N(0, I)        p(x|z) = Bernoulli or Gaussian
+    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x)
+    IWAE_k(x) = E[log 1/k sum_i p(x, z_i) / q(z_i|x)],  z_i ~ q(z|x)  (Burda et al., 2016)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gencourse.config import profile
+from gencourse.data import binarize, mnist
+from gencourse.nn import MLP, ConvDecoder, ConvEncoder
+from gencourse.train import course_model, fit, load_or_train
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) = 1/2 (mu^2 + sigma^2 - log sigma^2 - 1), elementwise ``[B, d]``."""
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must have the same shape")
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) = 1/2 sum_j (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1).
+
+    ``mu``, ``logvar``: ``[B, d]`` -> ``[B]`` (nats, summed over the latent dimensions).
+    """
+    return gaussian_kl_per_dim(mu, logvar).sum(-1)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2): a sample of N(mu, sigma^2)
+    that is a differentiable function of (mu, logvar). Any shape; ``z`` has the shape of ``mu``."""
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must have the same shape")
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def log_normal(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(x; mean, diag(exp(logvar))) summed over all but the first dimension -> ``[B]``."""
+    return (-0.5 * ((x - mean).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI)).flatten(1).sum(1)
+
+
+def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """log Bernoulli(x; sigmoid(logits)) = x log p + (1 - x) log(1 - p), summed per example -> ``[B]``."""
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+def log_mean_exp(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """log (1/k sum_i exp(log_w_i)) along ``dim``, computed stably with logsumexp."""
+    return torch.logsumexp(log_w, dim) - math.log(log_w.shape[dim])
+
+
+class Conditional(nn.Module):
+    """Runs ``net`` on its input joined with an optional condition ``c`` ``[B, m]`` (a one-hot label):
+    appended to a vector input, or as ``m`` constant planes to an image input ``[B, C, H, W]``.
+    ``flatten`` flattens an image input first (MLPs); ``out_shape`` reshapes the output."""
+
+    def __init__(self, net: nn.Module, flatten: bool = False, out_shape: tuple[int, ...] | None = None):
+        super().__init__()
+        self.net, self.flatten, self.out_shape = net, flatten, out_shape
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.flatten:
+            x = x.flatten(1)
+        if c is not None:
+            c = c.to(x.dtype)
+            planes = c[:, :, None, None].expand(-1, -1, *x.shape[2:]) if x.dim() == 4 else c
+            x = torch.cat([x, planes], dim=1)
+        out = self.net(x)
+        return out.view(len(out), *self.out_shape) if self.out_shape else out
+
+
+class Autoencoder(nn.Module):
+    """A deterministic MLP autoencoder: x ``[B, *x_shape]`` in [0, 1] -> code ``[B, code_dim]`` -> x.
+
+    The decoder outputs Bernoulli logits; :meth:`loss` is the binary cross-entropy summed over pixels.
+    """
+
+    def __init__(self, code_dim: int = 2, hidden=(512, 256), x_shape=(1, 28, 28), act: str = "silu"):
+        super().__init__()
+        self.code_dim, self.x_shape = code_dim, tuple(x_shape)
+        dim = math.prod(self.x_shape)
+        self.encoder = Conditional(MLP(dim, code_dim, hidden, act), flatten=True)
+        self.decoder = Conditional(MLP(code_dim, dim, tuple(reversed(hidden)), act), out_shape=self.x_shape)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code ``[B, code_dim]`` of ``x`` ``[B, *x_shape]``."""
+        _check_x(x, self.x_shape)
+        return self.encoder(x)
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """The reconstruction ``[B, *x_shape]`` in [0, 1] of ``code`` ``[B, code_dim]``."""
+        return torch.sigmoid(self.decoder(code))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction loss per example ``[B]``: -sum_pixels [x log x_hat + (1 - x) log(1 - x_hat)]."""
+        return -bernoulli_log_prob(x, self.decoder(self.encode(x)))
+
+
+def _check_x(x: torch.Tensor, x_shape: tuple[int, ...]) -> None:
+    if tuple(x.shape[1:]) != x_shape:
+        raise ValueError(
+            f"expected inputs of shape [B, {', '.join(map(str, x_shape))}], got {tuple(x.shape)}; "
+            "MNIST batches are [B, 1, 28, 28] (ImageData.tensors / .loader give that)"
+        )
+
+
+class VAE(nn.Module):
+    """A variational autoencoder with a diagonal-Gaussian encoder q(z|x) and a prior p(z) = N(0, I).
+
+    - ``encoder(x[, c])`` -> ``[B, 2 * latent_dim]`` (mu and logvar); ``decoder(z[, c])`` ->
+      ``[B, *x_shape]``: Bernoulli logits (``likelihood="bernoulli"``, x in {0, 1}) or the Gaussian
+      mean (``likelihood="gaussian"``, real x; std ``sigma`` if given, else one learned scalar).
+    - ``num_classes > 0`` makes it a conditional VAE: q(z|x, y), p(x|z, y); every method then takes
+      the labels ``y`` ``[B]`` (int64).
+    - Build one with :meth:`mlp` or :meth:`conv`, or pass your own networks (as the tests do).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        latent_dim: int,
+        x_shape=(1, 28, 28),
+        likelihood: str = "bernoulli",
+        sigma: float | None = None,
+        num_classes: int = 0,
+    ):
+        super().__init__()
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
+        self.encoder, self.decoder = encoder, decoder
+        self.latent_dim, self.x_shape = latent_dim, tuple(x_shape)
+        self.likelihood, self.num_classes = likelihood, num_classes
+        if likelihood == "gaussian":
+            log_sigma = torch.tensor(math.log(sigma) if sigma is not None else 0.0)
+            self.log_sigma = nn.Parameter(log_sigma, requires_grad=sigma is None)
+
+    @classmethod
+    def mlp(
+        cls,
+        latent_dim: int = 32,
+        hidden=(512, 256),
+        x_shape=(1, 28, 28),
+        likelihood: str = "bernoulli",
+        sigma: float | None = None,
+        num_classes: int = 0,
+        act: str = "silu",
+    ) -> VAE:
+        """MLP encoder ``D -> hidden -> 2 latent_dim`` and the mirrored decoder ``latent_dim -> D``."""
+        dim = math.prod(x_shape)
+        encoder = Conditional(MLP(dim + num_classes, 2 * latent_dim, hidden, act), flatten=True)
+        decoder = Conditional(
+            MLP(latent_dim + num_classes, dim, tuple(reversed(hidden)), act), out_shape=tuple(x_shape)
+        )
+        return cls(encoder, decoder, latent_dim, x_shape, likelihood, sigma, num_classes)
+
+    @classmethod
+    def conv(
+        cls,
+        latent_dim: int = 32,
+        ch: int = 32,
+        decoder: str = "conv",
+        dec_ch: int | None = None,
+        dec_hidden=(256, 512),
+        in_channels: int = 1,
+        likelihood: str = "bernoulli",
+        sigma: float | None = None,
+        num_classes: int = 0,
+    ) -> VAE:
+        """A convolutional encoder (:class:`gencourse.nn.ConvEncoder`, width ``ch``) for
+        ``[B, in_channels, 28, 28]`` images, and a ``decoder`` that is either convolutional
+        (:class:`~gencourse.nn.ConvDecoder`, width ``dec_ch``, default ``ch``) or an MLP (``dec_hidden``).
+        No normalisation layers, so each example's ELBO does not depend on the rest of the batch.
+
+        Why offer an MLP decoder: the decoder does most of the work, and the importance-weighted bound
+        runs it k times per image (k = 500 or more for a likelihood estimate); on a CPU a convolutional
+        decoder makes that evaluation 10-20x slower.
+        """
+        x_shape = (in_channels, 28, 28)
+        enc = Conditional(ConvEncoder(2 * latent_dim, in_channels + num_classes, ch, norm="none"))
+        if decoder == "conv":
+            dec = Conditional(ConvDecoder(latent_dim + num_classes, in_channels, dec_ch or ch, norm="none"))
+        elif decoder == "mlp":
+            dec = Conditional(MLP(latent_dim + num_classes, math.prod(x_shape), tuple(dec_hidden)), out_shape=x_shape)
+        else:
+            raise ValueError(f"unknown decoder {decoder!r}; choose 'conv' or 'mlp'")
+        return cls(enc, dec, latent_dim, x_shape, likelihood, sigma, num_classes)
+
+    def _condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        if not self.num_classes:
+            if y is not None:
+                raise ValueError("this VAE is not conditional (num_classes=0): call it without labels")
+            return None
+        if y is None:
+            raise ValueError(f"this conditional VAE needs labels y [B] in 0..{self.num_classes - 1}")
+        return F.one_hot(y.long(), self.num_classes).float()
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x): ``(mu, logvar)``, each ``[B, latent_dim]``, for ``x`` ``[B, *x_shape]``."""
+        _check_x(x, self.x_shape)
+        mu, logvar = self.encoder(x, self._condition(y)).chunk(2, dim=1)
+        return mu, logvar
+
+    def decoder_output(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's raw output ``[B, *x_shape]``: Bernoulli logits or the Gaussian mean."""
+        return self.decoder(z, self._condition(y))
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """E[x|z]: the mean of p(x|z) ``[B, *x_shape]`` (pixel probabilities in [0, 1] for Bernoulli)."""
+        out = self.decoder_output(z, y)
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x|z) ``[B]``, summed over pixels."""
+        out = self.decoder_output(z, y)
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_prob(x, out)
+        return log_normal(x, out, (2 * self.log_sigma).expand_as(out))
+
+    def elbo_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-sample ``(log p(x|z) [B], KL per latent dimension [B, latent_dim])`` with z ~ q(z|x)."""
+        mu, logvar = self.encode(x, y)
+        return self.log_px_given_z(x, reparameterize(mu, logvar), y), gaussian_kl_per_dim(mu, logvar)
+
+    def elbo(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """ELBO(x) = log p(x|z) - KL(q(z|x) || p(z)), one z ~ q(z|x), per example ``[B]`` in nats."""
+        rec, kl = self.elbo_terms(x, y)
+        return rec - kl.sum(-1)
+
+    forward = elbo
+
+    def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x): ``[k, B]``."""
+        mu, logvar = self.encode(x, y)
+        eps = torch.randn(k, *mu.shape, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+        log_qz = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)
+        xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
+        ys = None if y is None else y.unsqueeze(0).expand(k, -1).reshape(-1)
+        log_px = self.log_px_given_z(xs, z.reshape(-1, self.latent_dim), ys).view(k, -1)
+        return log_px + log_pz - log_qz
+
+    def iwae_bound(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None, chunk: int = 100) -> torch.Tensor:
+        """IWAE_k(x) = log 1/k sum_{i=1}^k p(x, z_i) / q(z_i|x), z_i ~ q(z|x): ``[B]`` nats.
+
+        ELBO <= IWAE_k <= IWAE_{k+1} <= log p(x) in expectation, and IWAE_k -> log p(x) as k grows.
+        The k samples are drawn ``chunk`` at a time so that memory stays bounded for k in the thousands.
+        """
+        if k < 1:
+            raise ValueError(f"k must be a positive number of samples, got {k}")
+        log_w = torch.cat([self.log_weights(x, min(chunk, k - i), y) for i in range(0, k, chunk)])
+        return log_mean_exp(log_w, dim=0)
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | None = None, mean: bool = True) -> torch.Tensor:
+        """``n`` samples ``[n, *x_shape]``: z ~ N(0, I), then E[x|z] (``mean=True``, the usual picture)
+        or x ~ p(x|z). A conditional VAE needs ``y``: ``[n]`` labels, or one int for all."""
+        device = next(self.parameters()).device
+        if isinstance(y, int):
+            y = torch.full((n,), y, dtype=torch.long)
+        y = None if y is None else y.to(device)
+        x = self.decode(torch.randn(n, self.latent_dim, device=device), y)
+        if mean:
+            return x
+        if self.likelihood == "bernoulli":
+            return torch.bernoulli(x)
+        return x + self.log_sigma.exp() * torch.randn_like(x)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """decode(mu(x)): the mean reconstruction ``[B, *x_shape]``."""
+        return self.decode(self.encode(x, y)[0], y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def elbo_loss(beta: float = 1.0, free_bits: float = 0.0, warmup_steps: int = 0, binarize_data: bool = True):
+    """A :func:`gencourse.train.fit` loss for batches ``(x, y)``: the negative beta-ELBO averaged over
+    the batch, -1/B sum_b [log p(x_b|z_b) - beta_t sum_j max(lambda, KL_j)].
+
+    - ``beta``: the KL weight (beta-VAE, Higgins et al., 2017); 1 gives the ELBO.
+    - ``free_bits`` lambda (nats per latent dimension, Kingma et al., 2016): KL_j is the batch mean of
+      dimension j's KL, and below lambda it stops being penalised, so no dimension is pushed to collapse.
+    - ``warmup_steps``: KL annealing, beta_t = beta * min(1, t / warmup_steps) (Bowman et al., 2016).
+    - ``binarize_data``: dynamic binarization, a fresh x ~ Bernoulli(pixel intensity) at every step.
+    A conditional VAE is given the labels. Logs ``rec`` (log p(x|z)), ``kl`` and ``elbo`` per example.
+    """
+    step = 0
+
+    def loss_fn(model: VAE, batch):
+        nonlocal step
+        x, y = batch
+        x = binarize(x) if binarize_data else x
+        rec, kl = model.elbo_terms(x, y if model.num_classes else None)
+        beta_t = beta * min(1.0, step / warmup_steps) if warmup_steps else beta
+        step += 1
+        kl_batch = kl.mean(0)
+        penalty = kl_batch.clamp(min=free_bits).sum() if free_bits else kl_batch.sum()
+        loss = -rec.mean() + beta_t * penalty
+        return loss, {"rec": rec.mean(), "kl": kl_batch.sum(), "elbo": rec.mean() - kl_batch.sum()}
+
+    return loss_fn
+
+
+def binarized_mnist_test(n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` MNIST test images, binarized once with a fixed ``seed`` (x ``[n, 1, 28, 28]`` in
+    {0, 1}, labels ``[n]``): the same evaluation set every time."""
+    x, y = mnist(train=False).tensors("unit", n)
+    return binarize(x, generator=torch.Generator().manual_seed(seed)), y
+
+
+@torch.no_grad()
+def estimate_nll(
+    model: VAE, x: torch.Tensor, k: int = 500, y: torch.Tensor | None = None, batch_size: int = 50
+) -> tuple[float, float]:
+    """Test negative log-likelihood -1/N sum_n IWAE_k(x_n) in nats and its standard error over the N
+    examples. With k in the hundreds or more the bound is within a fraction of a nat of -log p(x)."""
+    model.eval()
+    device = next(model.parameters()).device
+    bounds = torch.cat(
+        [
+            model.iwae_bound(
+                x[i : i + batch_size].to(device), k, None if y is None else y[i : i + batch_size].to(device)
+            )
+            for i in range(0, len(x), batch_size)
+        ]
+    ).cpu()
+    return -bounds.mean().item(), bounds.std().item() / math.sqrt(len(bounds))
+
+
+@torch.no_grad()
+def active_units(model: VAE, x: torch.Tensor) -> torch.Tensor:
+    """The activity A_j = Var_x(E_q[z_j|x]) of each latent dimension ``[latent_dim]`` over the inputs
+    ``x``. Burda et al. (2016) call dimension j active when A_j > 0.01: an inactive one carries no
+    information about x (its posterior is the same for every input, in practice the prior)."""
+    mu = torch.cat([model.encode(x[i : i + 500])[0] for i in range(0, len(x), 500)])
+    return mu.var(0)
+
+
+def gradient_estimates(f, mu: torch.Tensor, logvar: torch.Tensor, n: int, estimator: str = "reparam") -> torch.Tensor:
+    """``n`` independent one-sample estimates ``[n, d]`` of grad_mu E_{z ~ N(mu, sigma^2)}[f(z)] for one
+    Gaussian ``mu``, ``logvar`` ``[d]``; ``f`` maps ``[n, d]`` -> ``[n]`` (one value per sample).
+
+    - ``reparam``: z = mu + sigma eps, so the gradient is grad_z f(z) (needs a differentiable f);
+    - ``score`` (REINFORCE): f(z) grad_mu log q(z) = f(z) (z - mu) / sigma^2 = f(z) eps / sigma;
+    - ``score_baseline``: (f(z) - b) eps / sigma with b the mean of f over the other n - 1 samples,
+      a control variate that keeps the estimate unbiased because b does not depend on this z.
+    All three are unbiased; their variances differ, which is the point of the reparameterization trick.
+    """
+    if estimator not in ("reparam", "score", "score_baseline"):
+        raise ValueError(f"unknown estimator {estimator!r}; choose 'reparam', 'score' or 'score_baseline'")
+    sigma = torch.exp(0.5 * logvar.detach())
+    eps = torch.randn(n, *mu.shape, device=mu.device)
+    z = mu.detach() + sigma * eps
+    if estimator == "reparam":
+        z.requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(f(z).sum(), z)
+        return grad
+    with torch.no_grad():
+        fz = f(z)
+        if estimator == "score_baseline":
+            fz = fz - (fz.sum() - fz) / (n - 1)
+        return fz[:, None] * eps / sigma
+
+
+def linear_probe(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, weight_decay: float = 1e-2
+) -> float:
+    """Test accuracy of a multinomial logistic regression trained on ``(train_x [N, D], train_y [N])``,
+    the classifier of the semi-supervised comparison (Kingma et al., 2014, "M1"): the same probe on raw
+    pixels and on VAE latents says which representation makes the labels easier to learn from few
+    examples. Full-batch L-BFGS on the cross-entropy + ``weight_decay`` |W|^2 / 2, to convergence."""
+    train_x, test_x = train_x.flatten(1).float(), test_x.flatten(1).float()
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    linear = nn.Linear(train_x.shape[1], classes)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(linear(train_x), train_y) + 0.5 * weight_decay * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        return (linear(test_x).argmax(1) == test_y).float().mean().item()
+
+
+def auroc(normal_scores: torch.Tensor, anomaly_scores: torch.Tensor) -> float:
+    """Area under the ROC curve = P(score of a normal input > score of an anomaly) (ties count 1/2):
+    1 separates perfectly, 0.5 is chance. For anomaly detection the score is the ELBO."""
+    a, b = normal_scores.flatten()[:, None], anomaly_scores.flatten()[None, :]
+    return ((a > b).float().mean() + 0.5 * (a == b).float().mean()).item()
+
+
+def _adam_cosine(model: nn.Module, config: dict) -> dict:
+    """Adam at ``config["lr"]``, decayed to zero over ``config["steps"]`` by a cosine: ``fit`` keywords."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    return {"optimizer": optimizer, "scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config["steps"])}
+
+
+def train_vae(name: str, config: dict):
+    """Build and train (or load from the cache) the VAE described by ``config``: ``arch`` (``mlp`` with
+    ``hidden``, or ``conv`` with ``ch``, ``decoder``, ``dec_ch`` / ``dec_hidden``), ``latent_dim``,
+    ``num_classes``, ``steps``, ``batch_size``, ``lr`` (cosine-decayed to zero), ``n_train`` (None: all
+    60000 images), ``beta``, ``free_bits``, ``warmup_steps``. Returns ``(model, history)``."""
+
+    def build():
+        num_classes = config.get("num_classes", 0)
+        if config["arch"] == "mlp":
+            return VAE.mlp(config["latent_dim"], tuple(config["hidden"]), num_classes=num_classes)
+        return VAE.conv(
+            config["latent_dim"],
+            config["ch"],
+            config["decoder"],
+            config.get("dec_ch"),
+            tuple(config.get("dec_hidden", ())),
+            num_classes=num_classes,
+        )
+
+    def train(model):
+        data = mnist(train=True).loader(config["batch_size"], n=config.get("n_train"))
+        loss = elbo_loss(config.get("beta", 1.0), config.get("free_bits", 0.0), config.get("warmup_steps", 0))
+        return fit(model, loss, data, steps=config["steps"], desc=name, **_adam_cosine(model, config))
+
+    return load_or_train(name, build, train, config)
+
+
+# ---------------------------------------------------------------------------------------------
+# The course's trained models (notebooks 04, 05 and the latent diffusion of 07)
+# ---------------------------------------------------------------------------------------------
+
+
+@course_model("vae_mnist")
+def mnist_vae():
+    """The VAE of notebook 05 on dynamically binarized MNIST (x in {0, 1}; grey levels in [0, 1] also
+    encode), 16 latent dimensions: a convolutional encoder, and a decoder that is an MLP on a CPU
+    (smoke, lecture: see :meth:`VAE.conv` for why) and convolutional on a GPU (full).
+    Returns ``(model, history)``; ``model.encode`` / ``model.decode`` map images <-> ``[B, 16]`` latents."""
+    p = profile()
+    config = dict(
+        arch="conv",
+        latent_dim=16,
+        ch=p.pick(smoke=8, lecture=16, full=32),
+        decoder=p.pick(smoke="mlp", lecture="mlp", full="conv"),
+        dec_ch=p.pick(smoke=None, lecture=None, full=64),
+        dec_hidden=p.pick(smoke=(64,), lecture=(256, 512), full=()),
+        steps=p.pick(smoke=40, lecture=6000, full=100_000),
+        batch_size=p.pick(smoke=64, lecture=128, full=128),
+        lr=1e-3,
+        n_train=p.pick(smoke=2048, lecture=None, full=None),
+    )
+    return train_vae("vae_mnist", config)
+
+
+def _mlp_config(p, latent_dim: int, hidden, lecture_steps: int, **extra) -> dict:
+    """The configuration of a small MLP VAE on MNIST, with steps and data scaled by the profile."""
+    return dict(
+        arch="mlp",
+        latent_dim=latent_dim,
+        hidden=p.pick(smoke=(64,), lecture=hidden, full=hidden),
+        steps=p.pick(smoke=40, lecture=lecture_steps, full=10 * lecture_steps),
+        batch_size=p.pick(smoke=64, lecture=128, full=128),
+        lr=1e-3,
+        n_train=p.pick(smoke=2048, lecture=None, full=None),
+        **extra,
+    )
+
+
+@course_model("ae_mnist_2d")
+def mnist_autoencoder_2d():
+    """The plain autoencoder of notebook 04: 2D codes, MLP (512, 256), trained on dynamically binarized
+    MNIST with the binary cross-entropy (the same data and decoder as :func:`mnist_vae_2d`)."""
+    config = _mlp_config(profile(), 2, (512, 256), 3000)
+
+    def build():
+        return Autoencoder(config["latent_dim"], tuple(config["hidden"]))
+
+    def train(model):
+        data = mnist(train=True).loader(config["batch_size"], n=config["n_train"])
+        loss = lambda model, batch: model.loss(binarize(batch[0])).mean()
+        return fit(model, loss, data, steps=config["steps"], desc="ae_mnist_2d", **_adam_cosine(model, config))
+
+    return load_or_train("ae_mnist_2d", build, train, config)
+
+
+@course_model("vae_mnist_2d")
+def mnist_vae_2d():
+    """The VAE of notebook 04: a 2D latent space (to plot it), MLP (512, 256), binarized MNIST."""
+    return train_vae("vae_mnist_2d", _mlp_config(profile(), 2, (512, 256), 3000))
+
+
+@course_model("vae_mnist_beta")
+def mnist_beta_vae(beta: float = 1.0):
+    """A small beta-VAE of notebook 05's rate-distortion sweep: 16 latent dimensions, MLP (256,)."""
+    return train_vae("vae_mnist_beta", _mlp_config(profile(), 16, (256,), 1500, beta=beta))
+
+
+REMEDIES = ("none", "kl_annealing", "free_bits")
+
+
+@course_model("vae_mnist_collapse")
+def mnist_collapse_vae(remedy: str = "none"):
+    """Notebook 05's posterior-collapse experiment: a VAE with 32 latent dimensions, MLP (256,), trained
+    plainly (``none``), with KL annealing over the first half of training, or with 0.5 free nats per
+    dimension (``free_bits``)."""
+    if remedy not in REMEDIES:
+        raise ValueError(f"unknown remedy {remedy!r}; choose one of: {', '.join(REMEDIES)}")
+    config = _mlp_config(profile(), 32, (256,), 1500, remedy=remedy)
+    if remedy == "kl_annealing":
+        config["warmup_steps"] = config["steps"] // 2
+    if remedy == "free_bits":
+        config["free_bits"] = 0.5
+    return train_vae("vae_mnist_collapse", config)
+
+
+@course_model("cvae_mnist")
+def mnist_cvae():
+    """The conditional VAE of notebook 05: q(z|x, y), p(x|z, y) with 16 latent dimensions, MLP (512, 256)."""
+    return train_vae("cvae_mnist", _mlp_config(profile(), 16, (512, 256), 3000, num_classes=10))
