@@ -10,11 +10,17 @@ abar_t = prod_{s<=t} alpha_s, and steps are indexed t = 0..T-1 (the paper's t = 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from gencourse.config import profile
+from gencourse.data import TensorLoader, mnist
+from gencourse.nn import EMA, TimeMLP, UNet
+from gencourse.train import History, course_model, fit, load_or_train
 
 SCHEDULES = ("linear", "cosine")
 
@@ -190,6 +196,8 @@ def ddpm_step(
         mean = (x_t - beta / math.sqrt(1 - abar) * eps) / math.sqrt(alpha)
     else:
         x0 = ((x_t - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).clamp(-clip, clip)
+        if t == 0:  # the posterior mean is x0_hat itself; computed exactly, so samples stay in [-clip, clip]
+            return x0
         mean = (math.sqrt(abar_prev) * beta * x0 + math.sqrt(alpha) * (1 - abar_prev) * x_t) / (1 - abar)
     if t == 0:
         return mean
@@ -264,6 +272,7 @@ def sample(
     """
     dev = _device(net, device)
     x = torch.randn(shape, generator=generator).to(dev) if x_T is None else x_T.to(dev)
+    y = None if y is None else y.to(dev)
     ts = list(range(schedule.T - 1, -1, -1)) if steps is None else ddim_timesteps(schedule.T, steps)
     for i, t in enumerate(ts):
         eps = guided(net, x, t / schedule.T, y, guidance)
@@ -297,6 +306,7 @@ def ddim_invert(
 # ---------------------------------------------------------------------------------------------
 
 
+@torch.no_grad()
 def score(
     net: nn.Module, x_t: torch.Tensor, t: int, schedule: NoiseSchedule, y: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -371,6 +381,7 @@ def flow_sample(
         raise ValueError(f"steps must be >= 1, got {steps}")
     dev = _device(net, device)
     x = torch.randn(shape, generator=generator).to(dev) if x0 is None else x0.to(dev)
+    y = None if y is None else y.to(dev)
     h = 1.0 / steps
     for i in range(steps):
         t = i * h
@@ -467,3 +478,156 @@ class FlowMatching(nn.Module):
         **kwargs,
     ) -> torch.Tensor:
         return flow_sample(self.net, (n, *self.shape), steps, method, y=y, guidance=guidance, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The course's trained models (notebook 07)
+# ---------------------------------------------------------------------------------------------
+
+
+def train_with_ema(model: nn.Module, loss_fn: Callable, data, config: dict, desc: str) -> History:
+    """:func:`gencourse.train.fit` for ``config["steps"]`` steps with Adam at ``config["lr"]`` (a short
+    warm-up, then cosine decay to zero), keeping an :class:`~gencourse.nn.EMA` of the weights with decay
+    ``config["ema"]``; the model ends up holding the averaged weights, which give cleaner samples."""
+    ema = EMA(model, config["ema"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config["lr"], total_steps=config["steps"], pct_start=0.05, div_factor=10, final_div_factor=100
+    )
+    history = fit(
+        model,
+        loss_fn,
+        data,
+        steps=config["steps"],
+        optimizer=optimizer,
+        scheduler=scheduler,
+        callback=lambda step, m, h: ema.update(m),
+        every=1,
+        desc=desc,
+    )
+    ema.copy_to(model)
+    return history
+
+
+def _mnist_config(p, **extra) -> dict:
+    """The pixel-space MNIST diffusion models' configuration, scaled by the profile."""
+    return dict(
+        T=p.pick(smoke=100, lecture=1000, full=1000),
+        schedule="linear",
+        ch=p.pick(smoke=8, lecture=16, full=64),
+        ch_mult=p.pick(smoke=(1, 2), lecture=(1, 2, 2), full=(1, 2, 2)),
+        blocks=p.pick(smoke=1, lecture=1, full=2),
+        steps=p.pick(smoke=30, lecture=2500, full=40_000),
+        batch_size=p.pick(smoke=32, lecture=64, full=128),
+        lr=p.pick(smoke=2e-3, lecture=2e-3, full=5e-4),
+        ema=p.pick(smoke=0.9, lecture=0.999, full=0.9999),
+        n_train=p.pick(smoke=2048, lecture=None, full=None),
+        **extra,
+    )
+
+
+def train_mnist_diffusion(name: str, config: dict):
+    """Build and train (or load from the cache) a DDPM on MNIST scaled to [-1, 1] with the :class:`UNet`
+    of ``config`` (``num_classes`` and ``p_uncond`` make it class-conditional for guidance)."""
+
+    def build():
+        net = UNet(1, config["ch"], config["ch_mult"], config["blocks"], num_classes=config.get("num_classes"))
+        return Diffusion(
+            net, NoiseSchedule(config["T"], config["schedule"]), (1, 28, 28), 1.0, config.get("p_uncond", 0)
+        )
+
+    def train(model):
+        data = mnist(train=True).loader(config["batch_size"], scale="symmetric", n=config["n_train"])
+        return train_with_ema(model, lambda m, batch: m.loss(*batch), data, config, desc=name)
+
+    return load_or_train(name, build, train, config)
+
+
+@course_model("ddpm_mnist")
+def mnist_ddpm():
+    """Notebook 07's DDPM on MNIST: a small U-Net noise predictor, T = 1000 linear steps, images in
+    [-1, 1] (``sample`` returns that range: ``gencourse.data.from_symmetric`` maps it to [0, 1])."""
+    return train_mnist_diffusion("ddpm_mnist", _mnist_config(profile()))
+
+
+@course_model("ddpm_mnist_cfg")
+def mnist_ddpm_guided():
+    """Notebook 07's class-conditional DDPM for classifier-free guidance: the same U-Net with a label
+    embedding, trained with 20% of the labels dropped so it is also an unconditional model."""
+    return train_mnist_diffusion("ddpm_mnist_cfg", _mnist_config(profile(), num_classes=10, p_uncond=0.2))
+
+
+class LatentDiffusion(nn.Module):
+    """Diffusion in the latent space of a trained autoencoder (Rombach et al. 2022, "Stable Diffusion"):
+    images x -> latents z = mu(x) / scale -> a DDPM on z (:class:`Diffusion` with a
+    :class:`~gencourse.nn.TimeMLP`) -> decode(z * scale) -> images.
+
+    ``autoencoder`` has ``encode(x) -> (mu, logvar)`` and ``decode(z)`` (a :class:`gencourse.vae.VAE`);
+    it is frozen. ``scale`` (a buffer) makes the latents unit-variance, as the noise schedule assumes.
+    """
+
+    def __init__(self, autoencoder: nn.Module, diffusion: Diffusion, scale: float = 1.0):
+        super().__init__()
+        self.autoencoder, self.diffusion = autoencoder.requires_grad_(False).eval(), diffusion
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Scaled latents ``[B, latent_dim]`` of images ``x`` (in the autoencoder's range)."""
+        return self.autoencoder.encode(x)[0] / self.scale
+
+    def loss(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The DDPM loss on a batch of (already encoded, scaled) latents."""
+        return self.diffusion.loss(z, y)
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int | None = None, eta: float = 0.0, **kwargs) -> torch.Tensor:
+        """``n`` images: latents from the diffusion model (DDPM, or DDIM with ``steps``), then decoded."""
+        return self.autoencoder.decode(self.diffusion.sample(n, steps=steps, eta=eta, **kwargs) * self.scale)
+
+
+def _fingerprint(model: nn.Module) -> str:
+    """A short hash of a model's weights: a cache key that changes whenever the model does."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+@course_model("latent_diffusion_mnist")
+def mnist_latent_diffusion():
+    """Notebook 07's latent diffusion: a DDPM on the 16-dimensional latents of the course's MNIST VAE
+    (:func:`gencourse.vae.mnist_vae`), with a :class:`~gencourse.nn.TimeMLP` noise predictor. Its
+    ``sample(n)`` returns images in [0, 1] (the VAE decoder's pixel probabilities)."""
+    from gencourse.vae import mnist_vae
+
+    vae, _ = mnist_vae()
+    p = profile()
+    config = dict(
+        vae=_fingerprint(vae),
+        T=1000,
+        schedule="linear",
+        hidden=p.pick(smoke=64, lecture=512, full=1024),
+        depth=p.pick(smoke=2, lecture=4, full=6),
+        steps=p.pick(smoke=30, lecture=4000, full=40_000),
+        batch_size=p.pick(smoke=64, lecture=256, full=256),
+        lr=p.pick(smoke=2e-3, lecture=2e-3, full=5e-4),
+        ema=p.pick(smoke=0.9, lecture=0.999, full=0.9999),
+        n_train=p.pick(smoke=2048, lecture=None, full=None),
+    )
+    images = mnist(train=True).tensors("unit", n=config["n_train"])[0]
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(images[i : i + 5000])[0] for i in range(0, len(images), 5000)])
+    scale = latents.std().item()
+
+    def build():
+        net = TimeMLP(vae.latent_dim, config["hidden"], config["depth"])
+        diffusion = Diffusion(net, NoiseSchedule(config["T"], config["schedule"]), (vae.latent_dim,))
+        return LatentDiffusion(vae, diffusion, scale)
+
+    def train(model):
+        data = TensorLoader(latents.to(model.scale.device) / scale, batch_size=config["batch_size"])
+        return train_with_ema(model.diffusion, lambda m, z: m.loss(z), data, config, desc="latent_diffusion_mnist")
+
+    return load_or_train("latent_diffusion_mnist", build, train, config)
