@@ -568,3 +568,96 @@ def check_bits_per_dim(student_fn):
         raise ExerciseError("that is nats per dimension: divide by log 2 to get bits")
     expect_close("your bits per dim", got, ref, atol=1e-4, hint="bpd = (-log p(x) + D log 256) / (D log 2)")
     return "bits/dim = (negative log-likelihood + D log 256) / (D log 2); 8 bits/dim is a uniform guess."
+
+
+# ---- Notebook 07: Diffusion models ----
+
+
+def _diagnose(name: str, got, expected: torch.Tensor, mistakes: list[tuple[str, torch.Tensor]], hint: str) -> None:
+    """Accept ``got`` if it matches ``expected``; if it matches a known mistake, say which one it is."""
+    got = expect_tensor(name, got, expected.shape).to(expected.dtype)
+    if torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
+        return
+    for why, value in mistakes:
+        if torch.allclose(got, value, atol=1e-5, rtol=1e-4):
+            raise ExerciseError(f"{name} is not right yet: {why}")
+    expect_close(name, got, expected, hint=hint)
+
+
+@checker
+def check_q_sample(q_sample):
+    """``q_sample(x0, t, noise, schedule) -> x_t`` must be sqrt(abar_t) x0 + sqrt(1 - abar_t) noise."""
+    from gencourse.diffusion import NoiseSchedule
+
+    g = torch.Generator().manual_seed(7)
+    for schedule in (NoiseSchedule(1000, "linear"), NoiseSchedule(200, "cosine")):
+        x0 = torch.rand(6, 1, 5, 5, generator=g) * 2 - 1
+        noise = torch.randn(6, 1, 5, 5, generator=g)
+        t = torch.tensor([0, 1, schedule.T // 4, schedule.T // 2, schedule.T - 2, schedule.T - 1])
+        got = q_sample(x0.clone(), t.clone(), noise.clone(), schedule)
+
+        def closed_form(signal, noise_std, x=x0, eps=noise):
+            return signal * x + noise_std * eps
+
+        abar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+        alpha = schedule.alphas[t].view(-1, 1, 1, 1)
+        abar_prev = schedule.alphas_cumprod[(t - 1).clamp(min=0)].view(-1, 1, 1, 1)
+        mistakes = [
+            (
+                "it uses alpha_t (one step) where the closed form needs abar_t = prod_{s<=t} alpha_s "
+                "(schedule.alphas_cumprod).",
+                closed_form(alpha.sqrt(), (1 - alpha).sqrt()),
+            ),
+            (
+                "the coefficients are variances, not standard deviations: take sqrt(abar_t) and sqrt(1 - abar_t).",
+                closed_form(abar, 1 - abar),
+            ),
+            (
+                "the noise is scaled by sqrt(1 - abar_t) but x0 is not scaled by sqrt(abar_t).",
+                closed_form(1.0, (1 - abar).sqrt()),
+            ),
+            (
+                "x0 and the noise are swapped: the signal keeps sqrt(abar_t), the noise gets sqrt(1 - abar_t).",
+                closed_form(abar.sqrt(), (1 - abar).sqrt(), x=noise, eps=x0),
+            ),
+            (
+                "off by one step: index alphas_cumprod with t itself (steps run 0..T-1).",
+                closed_form(abar_prev.sqrt(), (1 - abar_prev).sqrt()),
+            ),
+        ]
+        hint = "x_t = sqrt(abar_t) * x0 + sqrt(1 - abar_t) * noise, with abar_t reshaped to [B, 1, 1, 1]."
+        _diagnose("q_sample", got, closed_form(abar.sqrt(), (1 - abar).sqrt()), mistakes, hint)
+    return "x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps for every t and both schedules."
+
+
+@checker
+def check_ddpm_step(ddpm_step):
+    """``ddpm_step(x_t, eps, t, schedule, z) -> x_{t-1}``: Algorithm 2 of Ho et al. with sigma_t^2 = beta_t."""
+    from gencourse.diffusion import NoiseSchedule
+
+    g = torch.Generator().manual_seed(11)
+    schedule = NoiseSchedule(1000, "linear")
+    for t in (999, 500, 37, 1, 0):
+        x_t, eps, z = (torch.randn(4, 1, 5, 5, generator=g) for _ in range(3))
+        got = ddpm_step(x_t.clone(), eps.clone(), t, schedule, z.clone())
+        beta, alpha, abar = schedule.betas[t], schedule.alphas[t], schedule.alphas_cumprod[t]
+        noise = beta.sqrt() * z if t > 0 else torch.zeros_like(z)
+        right_coef = beta / (1 - abar).sqrt()
+
+        def mean(divide_by=alpha, eps_coef=right_coef, sign=-1, x_t=x_t, eps=eps):
+            return (x_t + sign * eps_coef * eps) / divide_by.sqrt()
+
+        mistakes = [
+            ("no noise is added: x_{t-1} = mean + sigma_t z with sigma_t = sqrt(beta_t) (except at t = 0).", mean()),
+            ("at t = 0 the last step returns the mean, without noise.", mean() + beta.sqrt() * z),
+            ("sigma_t is a standard deviation: add sqrt(beta_t) * z, not beta_t * z.", mean() + noise * beta.sqrt()),
+            ("the mean divides by sqrt(alpha_t) (this step), not sqrt(abar_t).", mean(divide_by=abar) + noise),
+            (
+                "the noise term in the mean is beta_t / sqrt(1 - abar_t) * eps, not sqrt(1 - abar_t) * eps.",
+                mean(eps_coef=(1 - abar).sqrt()) + noise,
+            ),
+            ("the predicted noise is to be subtracted from x_t, not added.", mean(sign=1) + noise),
+        ]
+        hint = "x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z; no noise at t = 0."
+        _diagnose(f"ddpm_step at t={t}", got, mean() + noise, mistakes, hint)
+    return "one reverse step matches Algorithm 2 of Ho et al. (2020), including the noiseless last step."
