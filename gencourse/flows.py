@@ -373,9 +373,11 @@ def multiscale_flow(
     """A compact multi-scale RealNVP/Glow for images in [0, 1] ``[B, C, H, W]``.
 
     x -> logit -> per-pixel ActNorm -> squeeze (4C x H/2 x W/2) -> ``steps[0]`` steps of flow ->
-    factor out half the channels -> squeeze -> ``steps[1]`` steps... -> z, unsqueezed back to the
-    shape of x. The latent z has the data's shape; the factored-out half skips the deeper levels,
-    which is what makes it cheaper than one deep stack at full resolution.
+    factor out half the channels -> squeeze -> ``steps[1]`` steps... -> unsqueeze back to the shape
+    of x -> per-pixel ActNorm -> z. The factored-out half skips the deeper levels, which is what
+    makes it cheaper than one deep stack at full resolution. The last per-pixel ActNorm amounts to a
+    learned diagonal Gaussian prior (a mean and scale per pixel); the first one standardises each
+    pixel, so training starts from the best diagonal Gaussian rather than from N(0, I).
     """
     c, h, w = shape
 
@@ -387,7 +389,8 @@ def multiscale_flow(
             layers.append(Factor(keep, Flow(inner, shape=(keep, height // 2, width // 2))))
         return [*layers, Unsqueeze()]
 
-    return Flow([LogitTransform(alpha), ActNorm(tuple(shape)), *level(0, c, h, w)], shape=shape)
+    pixels = tuple(shape)
+    return Flow([LogitTransform(alpha), ActNorm(pixels), *level(0, c, h, w), ActNorm(pixels)], shape=shape)
 
 
 def fit_gaussian(x: torch.Tensor) -> torch.distributions.MultivariateNormal:
@@ -468,7 +471,8 @@ def toy2d_flow(name: str = "moons"):
             desc=f"RealNVP on {name}",
         )
 
-    return load_or_train(f"flow_toy2d_{name}", build, train, config)
+    # a 2D flow is tiny: the CPU is faster than a GPU here, and it keeps the notebook's tensors on one device
+    return load_or_train(f"flow_toy2d_{name}", build, train, config, device=torch.device("cpu"))
 
 
 @course_model("flow_mnist")
