@@ -26,37 +26,6 @@ import os
 import time
 
 
-def semi_supervised(model, draws: int = 5) -> dict:
-    """Notebook 05 section 6: logistic regression on 100 labels, pixels vs VAE latents."""
-    import torch
-
-    from gencourse import data, vae
-
-    train_x, train_y = data.mnist(train=True).tensors("unit")
-    test_x, test_y = data.mnist(train=False).tensors("unit")
-    with torch.no_grad():
-        train_z = torch.cat([model.encode(train_x[i : i + 5000])[0] for i in range(0, len(train_x), 5000)])
-        test_z = torch.cat([model.encode(test_x[i : i + 5000])[0] for i in range(0, len(test_x), 5000)])
-    pixels, latents = [], []
-    for seed in range(draws):
-        g = torch.Generator().manual_seed(seed)
-        labelled = torch.cat(
-            [
-                torch.nonzero(train_y == c)[torch.randperm(int((train_y == c).sum()), generator=g)[:10], 0]
-                for c in range(10)
-            ]
-        )
-        pixels.append(vae.linear_probe(train_x[labelled], train_y[labelled], test_x, test_y))
-        latents.append(vae.linear_probe(train_z[labelled], train_y[labelled], test_z, test_y))
-    pixels, latents = torch.tensor(pixels), torch.tensor(latents)
-    return {
-        "accuracy_100_labels_pixels": pixels.mean().item(),
-        "accuracy_100_labels_pixels_std": pixels.std().item(),
-        "accuracy_100_labels_latents": latents.mean().item(),
-        "accuracy_100_labels_latents_std": latents.std().item(),
-    }
-
-
 def gradient_variance(n: int = 20000, images: int = 10) -> dict:
     """Notebook 04 section 4: per-sample variance of grad_mu E_q[log p(x|z)] for the 2D VAE, summed over
     the latent dimensions and averaged over ``images`` test digits, for the three estimators."""
@@ -156,7 +125,10 @@ def main(argv=None):
         },
     }
     if not p.is_smoke:
-        row.update(semi_supervised(model))
+        accuracy = vae.semi_supervised_accuracy(model, per_class=10, draws=5)
+        for name, key in (("raw pixels", "pixels"), ("VAE latents", "latents")):
+            row[f"accuracy_100_labels_{key}"] = accuracy[name].mean().item()
+            row[f"accuracy_100_labels_{key}_std"] = accuracy[name].std().item()
         row.update(gradient_variance())
         print(", ".join(f"{key} {row[key]:.4g}" for key in row if key.startswith(("accuracy", "grad_var"))))
 

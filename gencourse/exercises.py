@@ -75,6 +75,284 @@ def expect_close(
     )
 
 
+# ---- Notebook 01: Introduction to generative models ----
+
+
+@checker
+def check_kl_divergence(student_fn):
+    """``student_fn(p, q)``: KL(p || q) = sum_i p_i log(p_i / q_i) over the last dimension."""
+    from gencourse.metrics import kl_divergence
+
+    p, q = torch.tensor([0.1, 0.2, 0.7]), torch.tensor([0.3, 0.3, 0.4])
+    expected = kl_divergence(p, q)
+    got = expect_tensor("kl_divergence(p, q)", student_fn(p, q), ())
+    if torch.allclose(got, kl_divergence(q, p), atol=1e-5):
+        raise ExerciseError(
+            "you computed KL(q || p): the weights of the average are p, so the sum is "
+            "p * log(p / q), not q * log(q / p). KL is not symmetric!"
+        )
+    expect_close("kl_divergence(p, q)", got, expected, hint="sum over outcomes of p * (log p - log q)")
+    same = expect_tensor("kl_divergence(p, p)", student_fn(p, p), ())
+    if abs(same.item()) > 1e-6:
+        raise ExerciseError(
+            f"KL(p || p) should be 0 (a distribution does not diverge from itself), got {same.item():.4g}"
+        )
+    zero = torch.tensor([0.0, 0.5, 0.5])
+    got = student_fn(zero, q)
+    if isinstance(got, torch.Tensor) and torch.isnan(got).any():
+        raise ExerciseError(
+            "KL(p || q) is NaN when p has a zero: 0 * log 0 gives NaN in floating point, but the "
+            "convention is 0 log 0 = 0 (an outcome that never happens costs nothing). "
+            "Use torch.where(p > 0, ..., 0) to drop those terms"
+        )
+    expect_close("kl_divergence(p, q) with a zero in p", got, kl_divergence(zero, q))
+    batch_p, batch_q = torch.stack([p, q, zero]), torch.stack([q, q, p])
+    expect_close(
+        "kl_divergence on a batch [3, 3]",
+        student_fn(batch_p, batch_q),
+        kl_divergence(batch_p, batch_q),
+        hint="sum over the last dimension only (dim=-1), one KL per row",
+    )
+    return "KL(p || q) is right, 0 for equal distributions, and handles zeros and batches."
+
+
+@checker
+def check_naive_bayes_sample(student_fn):
+    """``student_fn(theta, digit, n, generator)``: ``n`` binary images ``[n, D]`` of class ``digit``
+    drawn from the naive Bayes model, each pixel x_j ~ Bernoulli(theta[digit, j]) independently."""
+    g = torch.Generator().manual_seed(0)
+    theta = torch.rand(10, 64, generator=g) * 0.9 + 0.05
+    samples = student_fn(theta, 3, 4000, torch.Generator().manual_seed(1))
+    samples = expect_tensor("the samples", samples, (4000, 64)).float()
+    if not ((samples == 0) | (samples == 1)).all():
+        raise ExerciseError(
+            "binarized pixels must be exactly 0 or 1: draw them with torch.bernoulli (you returned "
+            "probabilities or other values)"
+        )
+    if (samples == samples[0]).all():
+        raise ExerciseError(
+            "all samples are identical: you returned the most likely image (e.g. theta > 0.5) "
+            "instead of sampling; draw each pixel with torch.bernoulli(theta[digit])"
+        )
+    mean = samples.mean(0)
+    error = (mean - theta[3]).abs().max().item()
+    if error > 0.05:
+        wrong = (mean[None] - theta).abs().max(1).values.argmin().item()
+        hint = f" (they match digit {wrong}'s row: use theta[digit])" if wrong != 3 else ""
+        raise ExerciseError(
+            f"the pixel frequencies of your samples do not match theta[digit] (largest gap "
+            f"{error:.3f}){hint}; each pixel j must be 1 with probability theta[digit, j]"
+        )
+    again = student_fn(theta, 3, 4000, torch.Generator().manual_seed(1))
+    if not torch.equal(expect_tensor("the samples", again, (4000, 64)).float(), samples):
+        raise ExerciseError(
+            "the same generator seed gave different samples: pass generator=generator to "
+            "torch.bernoulli (or torch.rand) so results are reproducible"
+        )
+    return "every pixel is an independent coin flip with the class's probability."
+
+
+@checker
+def check_langevin_step(student_fn):
+    """``student_fn(x, grad_energy, step_size, noise)``: one step of Langevin dynamics,
+    x - (step_size / 2) grad E(x) + sqrt(step_size) noise."""
+    x = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
+    grad = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    noise = torch.tensor([[0.3, -0.1], [-1.2, 0.8]])
+    step = 0.04
+    expected = x - step / 2 * grad + step**0.5 * noise
+    got = expect_tensor("langevin_step(...)", student_fn(x, grad, step, noise), x.shape)
+    if torch.allclose(got, x + step / 2 * grad + step**0.5 * noise, atol=1e-6):
+        raise ExerciseError(
+            "you moved *up* the energy: subtract the gradient (x - step/2 * grad), so samples "
+            "slide towards low energy = high probability"
+        )
+    if torch.allclose(got, x - step / 2 * grad + step * noise, atol=1e-6):
+        raise ExerciseError(
+            "the noise is scaled by step_size; it must be scaled by sqrt(step_size): the noise "
+            "variance, not its standard deviation, is proportional to the step"
+        )
+    if torch.allclose(got, x - step * grad + step**0.5 * noise, atol=1e-6):
+        raise ExerciseError(
+            "the gradient step should be step_size / 2 times the gradient (with noise of variance "
+            "step_size, this is what makes exp(-E) the stationary distribution)"
+        )
+    if torch.allclose(got, x - step / 2 * grad, atol=1e-6):
+        raise ExerciseError(
+            "without the noise term this is gradient descent: every sample would end in a minimum "
+            "of the energy instead of spreading out like exp(-E); add sqrt(step_size) * noise"
+        )
+    expect_close("langevin_step(...)", got, expected, hint="x - step_size / 2 * grad_energy + sqrt(step_size) * noise")
+    return "x - (eps/2) grad E(x) + sqrt(eps) z: a gradient step on the energy plus just enough noise."
+
+
+# ---- Notebook 02: The adversarial game ----
+
+
+def _scalar(name: str, got) -> torch.Tensor:
+    got = expect_tensor(name, got)
+    if got.dim() != 0:
+        raise ExerciseError(
+            f"{name} returned shape {tuple(got.shape)}; return one number, the mean over the batch (.mean())"
+        )
+    return got
+
+
+@checker
+def check_discriminator_loss(discriminator_loss):
+    """``discriminator_loss(real_logits, fake_logits)`` -> -E log D(x) - E log(1 - D(G(z))), a scalar."""
+    import torch.nn.functional as F
+
+    real, fake = torch.tensor([2.0, -1.0, 0.5, 3.0]), torch.tensor([-2.0, 0.0, 1.0, -0.5])
+    expected = F.softplus(-real).mean() + F.softplus(fake).mean()
+    got = _scalar("discriminator_loss", discriminator_loss(real, fake))
+    if torch.isclose(got, F.softplus(real).mean() + F.softplus(-fake).mean(), atol=1e-5):
+        raise ExerciseError("real and fake are swapped: D should output 1 (a large logit) on real data, 0 on fakes")
+    if torch.isclose(got, expected * len(real), atol=1e-4):
+        raise ExerciseError("you summed over the batch: take the mean (.mean()) so the loss does not grow with it")
+    expect_close(
+        "discriminator_loss",
+        got,
+        expected,
+        hint="with D = sigmoid(logit): -log D = softplus(-logit) and -log(1 - D) = softplus(logit)",
+    )
+    big_real, big_fake = torch.tensor([120.0, -150.0]), torch.tensor([-130.0, 140.0])
+    got = discriminator_loss(big_real, big_fake)
+    if not isinstance(got, torch.Tensor) or not torch.isfinite(got).all():
+        raise ExerciseError(
+            "the loss is not finite for large logits (+-150): sigmoid rounds to exactly 0 or 1 and log gives -inf. "
+            "Use F.logsigmoid(a) or -F.softplus(-a) for log sigmoid(a), and -F.softplus(a) for log(1 - sigmoid(a))"
+        )
+    expect_close(
+        "discriminator_loss (large logits)",
+        got,
+        F.softplus(-big_real).mean() + F.softplus(big_fake).mean(),
+        atol=1e-3,
+        hint="clamped logs (like F.binary_cross_entropy on probabilities) are off for large logits; use softplus",
+    )
+    return "this is the binary cross-entropy of a real-vs-fake classifier, stable for any logit."
+
+
+@checker
+def check_nonsaturating_loss(generator_loss):
+    """``generator_loss(fake_logits)`` -> -E log D(G(z)), a scalar."""
+    import torch.nn.functional as F
+
+    fake = torch.tensor([-3.0, -1.0, 0.0, 2.0])
+    expected = F.softplus(-fake).mean()
+    got = _scalar("generator_loss", generator_loss(fake))
+    if torch.isclose(got, -F.softplus(fake).mean(), atol=1e-5):
+        raise ExerciseError(
+            "this is the minimax loss E log(1 - D(G(z))), which saturates: its gradient vanishes when D rejects "
+            "the fakes. The non-saturating loss is -E log D(G(z)) instead"
+        )
+    if torch.isclose(got, F.softplus(fake).mean(), atol=1e-5):
+        raise ExerciseError(
+            "this is -E log(1 - D(G(z))): minimising it pushes D(G(z)) towards 0, which is the discriminator's "
+            "goal, not the generator's. The generator minimises -E log D(G(z))"
+        )
+    expect_close("generator_loss", got, expected, hint="-log D = -log sigmoid(logit) = softplus(-logit)")
+    got = generator_loss(torch.tensor([-150.0, 0.0]))
+    if not isinstance(got, torch.Tensor) or not torch.isfinite(got).all():
+        raise ExerciseError(
+            "the loss is infinite for a logit of -150 (sigmoid rounds to 0, log to -inf): use F.softplus(-logit) "
+            "or -F.logsigmoid(logit)"
+        )
+    expect_close("generator_loss (large logits)", got, F.softplus(torch.tensor([150.0, 0.0])).mean(), atol=1e-3)
+    return "the generator now gets a strong gradient exactly when the discriminator rejects its samples."
+
+
+# ---- Notebook 03: GANs on images ----
+
+
+class _LinearCritic(torch.nn.Module):
+    """f(x) = w . flatten(x) + b, whose gradient is w everywhere."""
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        self.w = torch.nn.Parameter(w.clone())
+        self.b = torch.nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w + self.b
+
+
+class _SquareCritic(torch.nn.Module):
+    """f(x) = ||x||^2 / 2 per example, whose gradient at x is x itself."""
+
+    def forward(self, x):
+        return 0.5 * x.flatten(1).square().sum(1)
+
+
+@checker
+def check_gradient_penalty(gradient_penalty):
+    """``gradient_penalty(critic, real, fake)`` -> E (||grad f(x^)|| - 1)^2 on x^ = eps x + (1 - eps) x~."""
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(8, 1, 2, 2, generator=g), torch.randn(8, 1, 2, 2, generator=g)
+    direction = torch.randn(4, generator=g)
+    for scale in (3.0, 1.0, 0.5):
+        critic = _LinearCritic(scale * direction / direction.norm())
+        got = _scalar("gradient_penalty", gradient_penalty(critic, real, fake))
+        if scale == 3.0 and torch.isclose(got.detach(), torch.tensor(9.0), atol=1e-3):
+            raise ExerciseError("for a critic with gradient norm 3 you returned 9 = 3^2: subtract 1 from the norm")
+        if scale == 3.0 and torch.isclose(got.detach(), torch.tensor(2.0), atol=1e-3):
+            raise ExerciseError("for a critic with gradient norm 3 you returned 2 = 3 - 1: square (norm - 1)")
+        expect_close(
+            f"gradient_penalty of a linear critic with gradient norm {scale:g}",
+            got.detach(),
+            torch.tensor((scale - 1) ** 2),
+            atol=1e-4,
+            hint="the norm is per example, over all its pixels: grad.flatten(1).norm(dim=1)",
+        )
+        if not got.requires_grad:
+            raise ExerciseError(
+                "the penalty cannot be backpropagated into the critic: pass create_graph=True to torch.autograd.grad"
+            )
+        (grad_w,) = torch.autograd.grad(got, critic.w)
+        expect_close("d penalty / d w", grad_w, 2 * (scale - 1) * direction / direction.norm(), atol=1e-4)
+    # f(x) = |x|^2 / 2 has gradient x: with real = 0 and |fake| = 4, |grad f(x^)| = 4 (1 - eps), and
+    # E (4 u - 1)^2 = 7/3 for u ~ U[0, 1]: only random points on the segments give that average.
+    n = 20000
+    fake = torch.randn(n, 1, 2, 2, generator=g)
+    fake = 4 * fake / fake.flatten(1).norm(dim=1).view(n, 1, 1, 1)
+    torch.manual_seed(0)
+    got = _scalar("gradient_penalty", gradient_penalty(_SquareCritic(), torch.zeros_like(fake), fake)).detach()
+    if torch.isclose(got, torch.tensor(1.0), atol=1e-3):
+        raise ExerciseError("the penalty is taken at the real points only: interpolate x^ = eps x + (1 - eps) x~")
+    if torch.isclose(got, torch.tensor(9.0), atol=1e-3):
+        raise ExerciseError("the penalty is taken at the fake points only: interpolate x^ = eps x + (1 - eps) x~")
+    if abs(got.item() - 7 / 3) > 0.1:
+        raise ExerciseError(
+            f"on random segments between real and fake points the penalty should average 7/3 = 2.33 here, got "
+            f"{got.item():.3g}: draw one eps ~ U[0, 1] per example (shape [B, 1, 1, 1]), not one for the whole batch"
+        )
+    return "the critic is pushed towards gradient norm 1 on the lines between real and fake samples."
+
+
+@checker
+def check_slerp(slerp):
+    """``slerp(z0, z1, t)`` -> ``[T, D]`` points on the great circle from z0 to z1."""
+    g = torch.Generator().manual_seed(0)
+    z0, z1 = torch.randn(16, generator=g), torch.randn(16, generator=g)
+    t = torch.linspace(0, 1, 7)
+    got = expect_tensor("slerp", slerp(z0, z1, t), (7, 16))
+    omega = torch.arccos(z0 @ z1 / (z0.norm() * z1.norm()))
+    expected = (torch.sin((1 - t)[:, None] * omega) * z0 + torch.sin(t[:, None] * omega) * z1) / torch.sin(omega)
+    if torch.allclose(got, (1 - t)[:, None] * z0 + t[:, None] * z1, atol=1e-4):
+        raise ExerciseError("this is the straight line (1 - t) z0 + t z1; slerp follows the arc between them")
+    if not (torch.allclose(got[0], z0, atol=1e-4) and torch.allclose(got[-1], z1, atol=1e-4)):
+        raise ExerciseError("slerp(z0, z1, t) must start at z0 (t = 0) and end at z1 (t = 1)")
+    expect_close("slerp", got, expected, atol=1e-4, hint="the angle is W = arccos(z0 . z1 / (|z0| |z1|))")
+    e1, e2 = torch.eye(16)[0], torch.eye(16)[1]
+    expect_close(
+        "slerp of two orthogonal unit vectors at t = 0.5",
+        slerp(e1, e2, torch.tensor([0.5]))[0],
+        (e1 + e2) / 2**0.5,
+        atol=1e-5,
+    )
+    return "between two vectors of equal norm the path keeps that norm, unlike the straight line."
+
+
 # ---- Notebook 04: from autoencoders to the VAE ----
 
 
@@ -290,3 +568,96 @@ def check_bits_per_dim(student_fn):
         raise ExerciseError("that is nats per dimension: divide by log 2 to get bits")
     expect_close("your bits per dim", got, ref, atol=1e-4, hint="bpd = (-log p(x) + D log 256) / (D log 2)")
     return "bits/dim = (negative log-likelihood + D log 256) / (D log 2); 8 bits/dim is a uniform guess."
+
+
+# ---- Notebook 07: Diffusion models ----
+
+
+def _diagnose(name: str, got, expected: torch.Tensor, mistakes: list[tuple[str, torch.Tensor]], hint: str) -> None:
+    """Accept ``got`` if it matches ``expected``; if it matches a known mistake, say which one it is."""
+    got = expect_tensor(name, got, expected.shape).to(expected.dtype)
+    if torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
+        return
+    for why, value in mistakes:
+        if torch.allclose(got, value, atol=1e-5, rtol=1e-4):
+            raise ExerciseError(f"{name} is not right yet: {why}")
+    expect_close(name, got, expected, hint=hint)
+
+
+@checker
+def check_q_sample(q_sample):
+    """``q_sample(x0, t, noise, schedule) -> x_t`` must be sqrt(abar_t) x0 + sqrt(1 - abar_t) noise."""
+    from gencourse.diffusion import NoiseSchedule
+
+    g = torch.Generator().manual_seed(7)
+    for schedule in (NoiseSchedule(1000, "linear"), NoiseSchedule(200, "cosine")):
+        x0 = torch.rand(6, 1, 5, 5, generator=g) * 2 - 1
+        noise = torch.randn(6, 1, 5, 5, generator=g)
+        t = torch.tensor([0, 1, schedule.T // 4, schedule.T // 2, schedule.T - 2, schedule.T - 1])
+        got = q_sample(x0.clone(), t.clone(), noise.clone(), schedule)
+
+        def closed_form(signal, noise_std, x=x0, eps=noise):
+            return signal * x + noise_std * eps
+
+        abar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+        alpha = schedule.alphas[t].view(-1, 1, 1, 1)
+        abar_prev = schedule.alphas_cumprod[(t - 1).clamp(min=0)].view(-1, 1, 1, 1)
+        mistakes = [
+            (
+                "it uses alpha_t (one step) where the closed form needs abar_t = prod_{s<=t} alpha_s "
+                "(schedule.alphas_cumprod).",
+                closed_form(alpha.sqrt(), (1 - alpha).sqrt()),
+            ),
+            (
+                "the coefficients are variances, not standard deviations: take sqrt(abar_t) and sqrt(1 - abar_t).",
+                closed_form(abar, 1 - abar),
+            ),
+            (
+                "the noise is scaled by sqrt(1 - abar_t) but x0 is not scaled by sqrt(abar_t).",
+                closed_form(1.0, (1 - abar).sqrt()),
+            ),
+            (
+                "x0 and the noise are swapped: the signal keeps sqrt(abar_t), the noise gets sqrt(1 - abar_t).",
+                closed_form(abar.sqrt(), (1 - abar).sqrt(), x=noise, eps=x0),
+            ),
+            (
+                "off by one step: index alphas_cumprod with t itself (steps run 0..T-1).",
+                closed_form(abar_prev.sqrt(), (1 - abar_prev).sqrt()),
+            ),
+        ]
+        hint = "x_t = sqrt(abar_t) * x0 + sqrt(1 - abar_t) * noise, with abar_t reshaped to [B, 1, 1, 1]."
+        _diagnose("q_sample", got, closed_form(abar.sqrt(), (1 - abar).sqrt()), mistakes, hint)
+    return "x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps for every t and both schedules."
+
+
+@checker
+def check_ddpm_step(ddpm_step):
+    """``ddpm_step(x_t, eps, t, schedule, z) -> x_{t-1}``: Algorithm 2 of Ho et al. with sigma_t^2 = beta_t."""
+    from gencourse.diffusion import NoiseSchedule
+
+    g = torch.Generator().manual_seed(11)
+    schedule = NoiseSchedule(1000, "linear")
+    for t in (999, 500, 37, 1, 0):
+        x_t, eps, z = (torch.randn(4, 1, 5, 5, generator=g) for _ in range(3))
+        got = ddpm_step(x_t.clone(), eps.clone(), t, schedule, z.clone())
+        beta, alpha, abar = schedule.betas[t], schedule.alphas[t], schedule.alphas_cumprod[t]
+        noise = beta.sqrt() * z if t > 0 else torch.zeros_like(z)
+        right_coef = beta / (1 - abar).sqrt()
+
+        def mean(divide_by=alpha, eps_coef=right_coef, sign=-1, x_t=x_t, eps=eps):
+            return (x_t + sign * eps_coef * eps) / divide_by.sqrt()
+
+        mistakes = [
+            ("no noise is added: x_{t-1} = mean + sigma_t z with sigma_t = sqrt(beta_t) (except at t = 0).", mean()),
+            ("at t = 0 the last step returns the mean, without noise.", mean() + beta.sqrt() * z),
+            ("sigma_t is a standard deviation: add sqrt(beta_t) * z, not beta_t * z.", mean() + noise * beta.sqrt()),
+            ("the mean divides by sqrt(alpha_t) (this step), not sqrt(abar_t).", mean(divide_by=abar) + noise),
+            (
+                "the noise term in the mean is beta_t / sqrt(1 - abar_t) * eps, not sqrt(1 - abar_t) * eps.",
+                mean(eps_coef=(1 - abar).sqrt()) + noise,
+            ),
+            ("the predicted noise is to be subtracted from x_t, not added.", mean(sign=1) + noise),
+        ]
+        hint = "x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z; no noise at t = 0."
+        _diagnose(f"ddpm_step at t={t}", got, mean() + noise, mistakes, hint)
+    return "one reverse step matches Algorithm 2 of Ho et al. (2020), including the noiseless last step."

@@ -9,6 +9,8 @@
   the same feature space, so numbers are comparable between notebooks, runs and machines, but *not*
   with published (Inception) FIDs or Inception Scores.
 - :func:`evaluate_samples` gives all the scores of a batch of MNIST-like samples in one call.
+- :func:`mode_metrics`: modes covered and share of high-quality samples on the 2D Gaussian mixtures
+  (ring8, grid25), the standard measure of mode collapse.
 
 The judge's weights are reproduced by ``python -m gencourse.metrics train-judge`` (seeded, a few
 minutes on a laptop CPU, MNIST train split).
@@ -26,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gencourse.data import Modes
 
 JUDGE_PATH = Path(__file__).resolve().parent / "weights" / "judge.pt"
 CONFIDENT = 0.9  # a prediction with max probability >= this counts as "confident"
@@ -444,6 +448,44 @@ def evaluate_samples(images: torch.Tensor, n_reference: int = 10000, k: int = 3,
         "class_counts": torch.bincount(predicted, minlength=10).tolist(),
         "classes_present": int((confident_counts >= PRESENT * n).sum()),
         "n": n,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Mode collapse on 2D mixtures
+# ---------------------------------------------------------------------------------------------
+
+
+def mode_metrics(samples: torch.Tensor, modes: Modes, n_std: float = 3.0, min_count: int = 1) -> dict:
+    """Mode coverage and sample quality of 2D samples from a mixture with known modes, following the
+    protocol of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018):
+
+    - draw 2500 samples from the generator (the papers' number; pass them as ``samples`` ``[N, 2]``);
+    - a sample is *high quality* if its Euclidean distance to the nearest mode centre is at most
+      ``n_std`` (3) standard deviations of the mixture components (``modes.std``);
+    - each high-quality sample is assigned to its nearest mode; a mode is *covered* if it received at
+      least ``min_count`` high-quality samples (1, as in the papers: a mode is lost only if no sample
+      lands within 3 std of it).
+
+    Returns ``modes`` (covered, int), ``num_modes``, ``high_quality`` (fraction in [0, 1]), ``counts``
+    (high-quality samples per mode) and ``kl_uniform``: KL(mode histogram of the high-quality samples
+    || uniform), 0 when every mode gets the same share (it reveals half-collapsed modes that still count
+    as covered). Real data scores ~98.9% high quality (a 2D Gaussian has 1 - exp(-9/2) of its mass within
+    3 std).
+    """
+    if samples.dim() != 2 or samples.shape[1] != 2:
+        raise ValueError(f"samples must be [N, 2], got {tuple(samples.shape)}")
+    dist, nearest = torch.cdist(samples.float().cpu(), modes.centres.float()).min(dim=1)
+    good = dist <= n_std * modes.std
+    counts = torch.bincount(nearest[good], minlength=len(modes.centres))
+    uniform = torch.full((len(counts),), 1 / len(counts))
+    kl = kl_divergence(counts / counts.sum(), uniform).item() if counts.sum() > 0 else float("nan")
+    return {
+        "modes": int((counts >= min_count).sum()),
+        "num_modes": len(counts),
+        "high_quality": good.float().mean().item(),
+        "counts": counts.tolist(),
+        "kl_uniform": kl,
     }
 
 

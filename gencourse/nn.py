@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -126,3 +127,226 @@ class ConvDecoder(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Time embedding and a small U-Net (diffusion and flow-matching denoisers)
+# ---------------------------------------------------------------------------------------------
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of times ``t`` [B] in [0, 1] (as in Transformers): ``[B, dim]``.
+
+    emb = [cos(scale t w_k), sin(scale t w_k)] with w_k = max_period^(-k / (dim/2)), k = 0..dim/2-1.
+    ``scale`` spreads [0, 1] over 1000 "positions" so that neighbouring DDPM steps t/T stay distinguishable.
+    """
+    if dim % 2:
+        raise ValueError(f"the time embedding dimension must be even, got {dim}")
+    t = torch.as_tensor(t, dtype=torch.float32).reshape(-1)
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = scale * t[:, None] * freqs[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
+class TimeEmbedding(nn.Module):
+    """``t`` [B] in [0, 1] (and optionally class labels ``y`` [B]) -> a conditioning vector ``[B, dim]``.
+
+    The sinusoidal features go through a small MLP. With ``num_classes``, a learned label embedding is
+    added; label ``num_classes`` (or ``y=None``) is the "no label" token that classifier-free guidance
+    uses for the unconditional model.
+    """
+
+    def __init__(self, dim: int, num_classes: int | None = None):
+        super().__init__()
+        self.dim, self.num_classes = dim, num_classes
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.label = nn.Embedding(num_classes + 1, dim) if num_classes else None
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=torch.float32, device=self.mlp[0].weight.device)
+        emb = self.mlp(timestep_embedding(t, self.dim))
+        if self.label is None:
+            if y is not None:
+                raise ValueError("this model is unconditional (num_classes=None) but got labels y")
+            return emb
+        if y is None:
+            y = torch.full((len(emb),), self.num_classes, dtype=torch.long, device=emb.device)
+        if y.min() < 0 or y.max() > self.num_classes:
+            raise ValueError(
+                f"labels must lie in [0, {self.num_classes}] ({self.num_classes} = no label), "
+                f"got [{int(y.min())}, {int(y.max())}]"
+            )
+        return emb + self.label(y)
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with GroupNorm and SiLU, the time/label vector added in between, and a
+    residual connection: out = x + conv(act(norm(conv(act(norm(x))) + W emb)))."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.block1 = nn.Sequential(_norm("group", in_ch), nn.SiLU(), nn.Conv2d(in_ch, out_ch, 3, padding=1))
+        self.emb = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, out_ch))
+        self.block2 = nn.Sequential(
+            _norm("group", out_ch), nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        )
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.block1(x) + self.emb(emb)[:, :, None, None]
+        return self.skip(x) + self.block2(h)
+
+
+class SelfAttention2d(nn.Module):
+    """Multi-head self-attention over the pixels of a feature map, with a residual connection."""
+
+    def __init__(self, ch: int, heads: int = 4):
+        super().__init__()
+        self.norm = _norm("group", ch)
+        self.attn = nn.MultiheadAttention(ch, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        seq = self.norm(x).flatten(2).transpose(1, 2)  # [B, H*W, C]
+        out, _ = self.attn(seq, seq, seq, need_weights=False)
+        return x + out.transpose(1, 2).reshape(b, c, h, w)
+
+
+class UNet(nn.Module):
+    """A small U-Net for 28x28 images (or any size divisible by patch * 2^(levels-1)): ``(x [B, C, H, W],
+    t [B] in [0, 1], y [B] or None) -> [B, C, H, W]``.
+
+    ``ch * ch_mult[i]`` channels at level i (resolution halved between levels), ``blocks`` residual
+    blocks per level on the way down (one more on the way up, fed by the skip connections), and
+    self-attention at the lowest resolution if ``attention``. ``num_classes`` adds label conditioning
+    for classifier-free guidance. ``patch = p > 1`` first folds each p x p block of pixels into
+    channels (pixel unshuffle) and unfolds the output at the end, so the network runs at 1/p of the
+    resolution: on a CPU, ``patch=2`` buys twice the channels for the same cost. Used as the noise
+    predictor eps_theta(x_t, t) of a diffusion model and as the velocity field v_theta(x_t, t) of flow matching.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        ch: int = 32,
+        ch_mult: Sequence[int] = (1, 2, 2),
+        blocks: int = 1,
+        attention: bool = True,
+        num_classes: int | None = None,
+        dropout: float = 0.0,
+        patch: int = 1,
+    ):
+        super().__init__()
+        emb_dim = 4 * ch
+        self.in_channels, self.num_classes, self.levels, self.patch = in_channels, num_classes, len(ch_mult), patch
+        self.embed = TimeEmbedding(emb_dim, num_classes)
+        self.stem = nn.Sequential(nn.PixelUnshuffle(patch), nn.Conv2d(in_channels * patch**2, ch, 3, padding=1))
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        skips, cur = [ch], ch
+        for i, mult in enumerate(ch_mult):
+            level = nn.ModuleList()
+            for _ in range(blocks):
+                level.append(ResBlock(cur, ch * mult, emb_dim, dropout))
+                cur = ch * mult
+                skips.append(cur)
+            self.down.append(level)
+            if i < len(ch_mult) - 1:
+                self.downsample.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
+                skips.append(cur)
+        self.mid = ResBlock(cur, cur, emb_dim, dropout)
+        self.mid_attn = SelfAttention2d(cur) if attention else nn.Identity()
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for i, mult in reversed(list(enumerate(ch_mult))):
+            level = nn.ModuleList()
+            for _ in range(blocks + 1):
+                level.append(ResBlock(cur + skips.pop(), ch * mult, emb_dim, dropout))
+                cur = ch * mult
+            self.up.append(level)
+            if i > 0:  # nearest-neighbour upsampling; the next block's convolution smooths it (no extra conv)
+                self.upsample.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        out = nn.Conv2d(cur, in_channels * patch**2, 3, padding=1)
+        nn.init.zeros_(out.weight)  # start as the zero predictor: a calm first few steps
+        nn.init.zeros_(out.bias)
+        self.head = nn.Sequential(_norm("group", cur), nn.SiLU(), out, nn.PixelShuffle(patch))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"UNet expects images [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}")
+        factor = self.patch * 2 ** (self.levels - 1)
+        if x.shape[-1] % factor or x.shape[-2] % factor:
+            raise ValueError(
+                f"image size {tuple(x.shape[-2:])} must be divisible by {factor} "
+                f"for a U-Net with {self.levels} levels and patch {self.patch}"
+            )
+        emb = self.embed(t.expand(len(x)) if t.dim() == 0 else t, y)
+        h = self.stem(x)
+        hs = [h]
+        for i, level in enumerate(self.down):
+            for block in level:
+                h = block(h, emb)
+                hs.append(h)
+            if i < len(self.downsample):
+                h = self.downsample[i](h)
+                hs.append(h)
+        h = self.mid_attn(self.mid(h, emb))
+        for i, level in enumerate(self.up):
+            for block in level:
+                h = block(torch.cat([h, hs.pop()], dim=1), emb)
+            if i < len(self.upsample):
+                h = self.upsample[i](h)
+        return self.head(h)
+
+
+class TimeMLP(nn.Module):
+    """A denoiser / velocity field for vectors: ``(x [B, dim], t [B] in [0, 1], y [B] or None) -> [B, dim]``.
+
+    h = W_in x, then ``depth`` residual layers h <- h + W_i silu(h + emb(t, y)), then W_out silu(h).
+    Used on 2D toy data and in the latent space of an autoencoder (latent diffusion).
+    """
+
+    def __init__(self, dim: int, hidden: int = 256, depth: int = 3, num_classes: int | None = None):
+        super().__init__()
+        self.dim, self.num_classes = dim, num_classes
+        self.embed = TimeEmbedding(hidden, num_classes)
+        self.inp = nn.Linear(dim, hidden)
+        self.layers = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
+        self.out = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"TimeMLP expects vectors [B, {self.dim}], got shape {tuple(x.shape)}")
+        emb = self.embed(t.expand(len(x)) if t.dim() == 0 else t, y)
+        h = self.inp(x)
+        for layer in self.layers:
+            h = h + layer(nn.functional.silu(h + emb))
+        return self.out(nn.functional.silu(h))
+
+
+class EMA:
+    """An exponential moving average of a model's weights (Polyak averaging), the usual way to get
+    smoother, better samples from diffusion models: theta_ema <- d theta_ema + (1 - d) theta.
+
+    The decay warms up as d_k = min(decay, (1 + k) / (10 + k)) so that short runs are not dominated by
+    the random initial weights. Call :meth:`update` after every optimizer step and :meth:`copy_to` to
+    put the averaged weights into a model (buffers such as BatchNorm statistics are copied as they are).
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        if not 0 <= decay < 1:
+            raise ValueError(f"the EMA decay must be in [0, 1), got {decay}")
+        self.decay, self.updates = decay, 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].lerp_(v.detach(), 1 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+    def copy_to(self, model: nn.Module) -> None:
+        model.load_state_dict(self.shadow)

@@ -2,9 +2,205 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from gencourse import exercises
+from gencourse import exercises, gan
 from gencourse.exercises import ExerciseError
+from gencourse.metrics import kl_divergence
+
+# ---- Notebook 01: Introduction to generative models ----
+
+
+def test_check_kl_divergence_accepts_the_reference(capsys):
+    exercises.check_kl_divergence(kl_divergence)
+    assert "Correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda p, q: (q * (q / p).log()).sum(-1), "KL\\(q \\|\\| p\\)"),
+        (lambda p, q: (p * (p / q).log()).sum(-1), "NaN"),
+        (lambda p, q: (p * (p.clamp_min(1e-12) / q).log()).sum(), "batch"),
+        (lambda p, q: (p * (q.log() - p.clamp_min(1e-12).log())).sum(-1), "sign is flipped"),
+    ],
+)
+def test_check_kl_divergence_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_kl_divergence(wrong)
+
+
+def test_check_kl_divergence_says_when_nothing_is_written_yet():
+    def kl(p, q):
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        exercises.check_kl_divergence(kl)
+
+
+def reference_naive_bayes_sample(theta, digit, n, generator):
+    return torch.bernoulli(theta[digit].expand(n, -1), generator=generator)
+
+
+def test_check_naive_bayes_sample_accepts_the_reference(capsys):
+    exercises.check_naive_bayes_sample(reference_naive_bayes_sample)
+    assert "Correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda theta, digit, n, g: (theta[digit] > 0.5).float().expand(n, -1), "identical"),
+        (lambda theta, digit, n, g: theta[digit].expand(n, -1), "exactly 0 or 1"),
+        (lambda theta, digit, n, g: torch.bernoulli(theta[digit + 1].expand(n, -1), generator=g), "digit 4"),
+        (lambda theta, digit, n, g: torch.bernoulli(1 - theta[digit].expand(n, -1), generator=g), "frequencies"),
+        (lambda theta, digit, n, g: torch.bernoulli(theta[digit].expand(n, -1)), "same generator seed"),
+        (lambda theta, digit, n, g: torch.bernoulli(theta[digit].expand(n - 1, -1), generator=g), "shape"),
+    ],
+)
+def test_check_naive_bayes_sample_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_naive_bayes_sample(wrong)
+
+
+def test_check_langevin_step_accepts_the_reference(capsys):
+    exercises.check_langevin_step(lambda x, grad, eps, z: x - eps / 2 * grad + math.sqrt(eps) * z)
+    assert "Correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda x, grad, eps, z: x + eps / 2 * grad + math.sqrt(eps) * z, "subtract the gradient"),
+        (lambda x, grad, eps, z: x - eps / 2 * grad + eps * z, "sqrt\\(step_size\\)"),
+        (lambda x, grad, eps, z: x - eps * grad + math.sqrt(eps) * z, "step_size / 2"),
+        (lambda x, grad, eps, z: x - eps / 2 * grad, "gradient descent"),
+        (lambda x, grad, eps, z: x - eps / 2 * grad + z, "not right yet"),
+    ],
+)
+def test_check_langevin_step_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_langevin_step(wrong)
+
+
+# ---- Notebook 02: The adversarial game ----
+
+
+def test_check_discriminator_loss_accepts_the_reference(capsys):
+    exercises.check_discriminator_loss(lambda r, f: gan.discriminator_loss(r, f, "minimax"))
+    assert "Correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda r, f: F.softplus(r).mean() + F.softplus(-f).mean(), "swapped"),
+        (lambda r, f: F.softplus(-r).sum() + F.softplus(f).sum(), "summed over the batch"),
+        (lambda r, f: F.softplus(-r) + F.softplus(f), "one number"),
+        (lambda r, f: -(F.softplus(-r).mean() + F.softplus(f).mean()), "sign is flipped"),
+        (lambda r, f: -torch.sigmoid(r).log().mean() - (1 - torch.sigmoid(f)).log().mean(), "not finite"),
+        (
+            lambda r, f: (
+                F.binary_cross_entropy(torch.sigmoid(r), torch.ones_like(r))
+                + F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f))
+            ),
+            "large logits",
+        ),
+        (lambda r, f: F.softplus(-r).mean(), "softplus"),
+    ],
+)
+def test_check_discriminator_loss_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_discriminator_loss(wrong)
+
+
+def test_check_nonsaturating_loss_accepts_the_reference(capsys):
+    exercises.check_nonsaturating_loss(lambda f: gan.generator_loss(f, "nonsaturating"))
+    assert "Correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda f: -F.softplus(f).mean(), "minimax loss"),
+        (lambda f: F.softplus(f).mean(), "discriminator's goal"),
+        (lambda f: -F.softplus(-f).mean(), "sign is flipped"),
+        (lambda f: -torch.sigmoid(f).log().mean(), "infinite"),
+        (lambda f: F.softplus(-f), "one number"),
+    ],
+)
+def test_check_nonsaturating_loss_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_nonsaturating_loss(wrong)
+
+
+def test_checkers_say_when_nothing_is_written_yet():
+    def generator_loss(fake_logits):
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        exercises.check_nonsaturating_loss(generator_loss)
+
+
+# ---- Notebook 03: GANs on images ----
+
+
+def _penalty(critic, real, fake, eps_shape=None, at=None, power=2, minus=1.0, create_graph=True):
+    """A configurable gradient penalty: the reference, or one typical mistake."""
+    eps = torch.rand(eps_shape or (len(real), *([1] * (real.dim() - 1))))
+    x_hat = {"real": real, "fake": fake}.get(at, eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=create_graph)
+    return (grad.flatten(1).norm(dim=1) - minus).abs().pow(power).mean()
+
+
+def test_check_gradient_penalty_accepts_the_reference_and_the_package(capsys):
+    exercises.check_gradient_penalty(_penalty)
+    exercises.check_gradient_penalty(gan.gradient_penalty)
+    assert capsys.readouterr().out.count("Correct!") == 2
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda c, r, f: _penalty(c, r, f, minus=0.0), "subtract 1"),
+        (lambda c, r, f: _penalty(c, r, f, power=1), "square"),
+        (lambda c, r, f: _penalty(c, r, f, create_graph=False), "create_graph=True"),
+        (lambda c, r, f: _penalty(c, r, f, at="real"), "real points only"),
+        (lambda c, r, f: _penalty(c, r, f, at="fake"), "fake points only"),
+        (lambda c, r, f: _penalty(c, r, f, eps_shape=(1, 1, 1, 1)), "one eps"),
+        (lambda c, r, f: _penalty(c, r, f).unsqueeze(0), "one number"),
+    ],
+)
+def test_check_gradient_penalty_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_gradient_penalty(wrong)
+
+
+def _slerp_without_norms(z0, z1, t):
+    omega = torch.arccos(z0 @ z1)  # forgets to divide by |z0| |z1|
+    t = t[:, None]
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def test_check_slerp_accepts_the_reference(capsys):
+    exercises.check_slerp(gan.slerp)
+    assert "Correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda z0, z1, t: (1 - t)[:, None] * z0 + t[:, None] * z1, "straight line"),
+        (lambda z0, z1, t: gan.slerp(z1, z0, t), "start at z0"),
+        (lambda z0, z1, t: gan.slerp(z0, z1, t)[:, :8], "shape"),
+        (lambda z0, z1, t: gan.slerp(z0 / z0.norm(), z1 / z1.norm(), t), "must start at z0"),
+        (lambda z0, z1, t: _slerp_without_norms(z0, z1, t), "NaN"),
+    ],
+)
+def test_check_slerp_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_slerp(wrong)
+
 
 # ---- Notebook 04: from autoencoders to the VAE ----
 
@@ -204,3 +400,84 @@ def test_flow_exercise_stubs_say_not_done_yet():
     for check in (exercises.check_lognormal_log_prob, exercises.check_affine_coupling, exercises.check_bits_per_dim):
         with pytest.raises(ExerciseError, match="not written yet"):
             check(stub)
+
+
+# ---- Notebook 07: Diffusion models ----
+
+
+def _q_sample_right(x0, t, noise, schedule):
+    abar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+
+class _OneStep:
+    """A schedule whose alphas_cumprod is alphas: the "one step instead of the product" mistake."""
+
+    def __init__(self, schedule):
+        self.alphas_cumprod = schedule.alphas
+
+
+def _variances(x0, t, noise, schedule):
+    abar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    return abar * x0 + (1 - abar) * noise
+
+
+def test_check_q_sample_accepts_the_reference(capsys):
+    exercises.check_q_sample(_q_sample_right)
+    assert "Correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong,message",
+    [
+        (lambda x0, t, n, s: _q_sample_right(x0, t, n, _OneStep(s)), "alphas_cumprod"),
+        (lambda x0, t, n, s: _variances(x0, t, n, s), "standard deviations"),
+        (lambda x0, t, n, s: _q_sample_right(n, t, x0, s), "swapped"),
+        (lambda x0, t, n, s: _q_sample_right(x0, t, n, s)[:, 0], "shape"),
+    ],
+)
+def test_check_q_sample_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_q_sample(wrong)
+
+
+def test_check_q_sample_says_not_done_yet():
+    def stub(x0, t, noise, schedule):
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        exercises.check_q_sample(stub)
+
+
+def _ddpm_step_right(x_t, eps, t, schedule, z):
+    beta, alpha, abar = schedule.betas[t], schedule.alphas[t], schedule.alphas_cumprod[t]
+    mean = (x_t - beta / (1 - abar).sqrt() * eps) / alpha.sqrt()
+    return mean + beta.sqrt() * z if t > 0 else mean
+
+
+def test_check_ddpm_step_accepts_the_reference(capsys):
+    exercises.check_ddpm_step(_ddpm_step_right)
+    assert "Correct!" in capsys.readouterr().out
+
+
+def _no_noise(x_t, eps, t, s, z):
+    return _ddpm_step_right(x_t, eps, 0, s, z) if t == 0 else _ddpm_step_right(x_t, eps, t, s, z * 0)
+
+
+def _noise_at_zero(x_t, eps, t, s, z):
+    out = _ddpm_step_right(x_t, eps, t, s, z)
+    return out + s.betas[0].sqrt() * z if t == 0 else out
+
+
+def _abar_in_mean(x_t, eps, t, s, z):
+    beta, abar = s.betas[t], s.alphas_cumprod[t]
+    return (x_t - beta / (1 - abar).sqrt() * eps) / abar.sqrt() + (beta.sqrt() * z if t else 0)
+
+
+@pytest.mark.parametrize(
+    "wrong,message",
+    [(_no_noise, "no noise is added"), (_noise_at_zero, "t = 0"), (_abar_in_mean, "sqrt\\(alpha_t\\)")],
+)
+def test_check_ddpm_step_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_ddpm_step(wrong)

@@ -19,3 +19,78 @@ def test_conv_encoder_decoder_shapes(norm):
     assert gnn.ConvEncoder(7, norm=norm)(x).shape == (4, 7)
     out = gnn.ConvDecoder(7, out_channels=1, norm=norm, out_act="tanh")(torch.randn(4, 7))
     assert out.shape == (4, 1, 28, 28) and out.abs().max() <= 1
+
+
+# ---- Time embedding, TimeMLP, U-Net and EMA (diffusion, notebook 07) ----
+
+
+def test_timestep_embedding_is_bounded_distinct_and_checks_its_size():
+    t = torch.arange(1000) / 1000
+    emb = gnn.timestep_embedding(t, 64)
+    assert emb.shape == (1000, 64) and emb.abs().max() <= 1
+    assert torch.allclose(emb[:, :32].pow(2) + emb[:, 32:].pow(2), torch.ones(1000, 32), atol=1e-5)  # cos^2 + sin^2
+    assert torch.cdist(emb[:-1:7], emb[1::7]).min() > 0.1  # neighbouring DDPM steps get different embeddings
+    with pytest.raises(ValueError, match="even"):
+        gnn.timestep_embedding(t, 7)
+
+
+@pytest.mark.parametrize("patch,ch_mult", [(1, (1, 2, 2)), (2, (1, 2))])
+def test_unet_maps_images_to_images_and_starts_at_zero(patch, ch_mult):
+    torch.manual_seed(0)
+    net = gnn.UNet(ch=8, ch_mult=ch_mult, patch=patch)
+    x, t = torch.randn(3, 1, 28, 28), torch.rand(3)
+    assert torch.equal(net(x, t), torch.zeros_like(x))  # the output layer starts at zero
+    torch.nn.init.normal_(net.head[2].weight, std=0.1)
+    out = net(x, t)
+    assert out.shape == x.shape and out.abs().max() > 0
+    assert not torch.allclose(out, net(x, 1 - t), atol=1e-4)  # it depends on the time
+    assert not torch.allclose(out[:1], net(x[:1] + 0.5, t[:1]), atol=1e-4)
+
+
+def test_unet_is_local_per_example_and_uses_labels():
+    """Example i's output depends on example i only (GroupNorm, no batch statistics), and on its label."""
+    torch.manual_seed(0)
+    net = gnn.UNet(ch=8, ch_mult=(1, 2), num_classes=10)
+    torch.nn.init.normal_(net.head[2].weight, std=0.1)
+    x, t, y = torch.randn(4, 1, 28, 28), torch.rand(4), torch.tensor([0, 1, 2, 3])
+    out = net(x, t, y)
+    assert torch.allclose(out[1:2], net(x[1:2], t[1:2], y[1:2]), atol=1e-5)
+    assert not torch.allclose(out, net(x, t, torch.tensor([9, 9, 9, 9])), atol=1e-4)
+    assert torch.allclose(net(x, t), net(x, t, torch.full((4,), 10)))  # no labels = the "no label" token
+    with pytest.raises(ValueError, match="labels must lie in"):
+        net(x, t, torch.tensor([0, 1, 2, 11]))
+
+
+def test_unet_rejects_bad_shapes():
+    net = gnn.UNet(ch=8, ch_mult=(1, 2, 2))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        net(torch.randn(2, 1, 30, 30), torch.rand(2))
+    with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
+        net(torch.randn(2, 3, 28, 28), torch.rand(2))
+
+
+def test_time_mlp_shapes_and_conditioning():
+    torch.manual_seed(0)
+    net = gnn.TimeMLP(2, hidden=16, depth=2, num_classes=3)
+    x, t = torch.randn(5, 2), torch.rand(5)
+    assert net(x, t).shape == (5, 2)
+    assert not torch.allclose(net(x, t), net(x, t, torch.zeros(5, dtype=torch.long)))
+    with pytest.raises(ValueError, match=r"\[B, 2\]"):
+        net(torch.randn(5, 3), t)
+    with pytest.raises(ValueError, match="unconditional"):
+        gnn.TimeMLP(2)(x, t, torch.zeros(5, dtype=torch.long))
+
+
+def test_ema_tracks_the_average_of_the_weights():
+    model = torch.nn.Linear(1, 1, bias=False)
+    ema = gnn.EMA(model, decay=0.5)
+    with torch.no_grad():
+        for value in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0):
+            model.weight.fill_(value)
+            ema.update(model)
+    target = torch.nn.Linear(1, 1, bias=False)
+    ema.copy_to(target)
+    # once the warm-up is over (k >= 8 here) the decay is 0.5: w_ema = 0.5 w_ema + 0.5 w, lagging by ~1
+    assert 10.5 < target.weight.item() < 11.5
+    with pytest.raises(ValueError, match="decay"):
+        gnn.EMA(model, decay=1.0)

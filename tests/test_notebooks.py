@@ -20,7 +20,7 @@ SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
 SECTION = re.compile(r"^##\s+(\d+)\.\s")
 NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 # "<profile>", then within 40 characters (not crossing another profile's name) a time with its unit
-RUN_TIME = r"{}\b(?:(?!smoke|lecture|full)[^\n]){{0,40}}?\d+(?:\.\d+)?\s*(?:s|sec|seconds?|min|minutes?)\b"
+RUN_TIME = r"{}\b(?:(?!smoke|lecture|full)[\s\S]){{0,40}}?\d+(?:\.\d+)?\s*(?:s|sec|seconds?|min|minutes?)\b"
 COURSE_SIZE = 7
 
 

@@ -8,16 +8,17 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 from gencourse.vae import (
     VAE,
     Autoencoder,
-    active_units,
     auroc,
     elbo_loss,
     estimate_nll,
     gaussian_kl,
     gaussian_kl_per_dim,
     gradient_estimates,
+    label_spreading,
     linear_probe,
     log_mean_exp,
     reparameterize,
+    semi_supervised_accuracy,
 )
 
 
@@ -244,14 +245,6 @@ def test_elbo_loss_free_bits_and_warmup():
     assert betas == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.0], abs=1e-4)
 
 
-def test_active_units_counts_dimensions_the_encoder_uses():
-    model, x, _ = linear_gaussian(optimal_encoder=True)
-    activity = active_units(model, x)
-    assert activity.shape == (2,) and (activity > 1e-2).all()
-    model.encoder.A.data[1] = 0  # dimension 1 now ignores x: its posterior mean is constant
-    assert (active_units(model, x) > 1e-2).tolist() == [True, False]
-
-
 def test_gradient_estimators_are_unbiased_and_reparam_has_lower_variance():
     torch.manual_seed(0)
     a = torch.tensor([1.0, -2.0, 0.5])
@@ -295,3 +288,25 @@ def test_auroc():
     assert auroc(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])) == 0.0
     assert auroc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 2.0])) == 0.5
     assert auroc(torch.ones(4), torch.ones(7)) == 0.5
+
+
+def test_semi_supervised_accuracy_compares_pixels_and_latents_per_draw():
+    torch.manual_seed(0)
+    model = VAE.mlp(latent_dim=4, hidden=(32,))
+    acc = semi_supervised_accuracy(model, per_class=10, draws=2, n_unlabelled=2000, n_test=500)
+    assert set(acc) == {"raw pixels", "VAE latents"}
+    assert acc["raw pixels"].shape == acc["VAE latents"].shape == (2,)
+    assert (acc["raw pixels"] > 0.5).all()  # 100 labelled pixels already beat chance (0.1) by far
+    again = semi_supervised_accuracy(model, per_class=10, draws=2, n_unlabelled=2000, n_test=500)
+    assert torch.equal(acc["raw pixels"], again["raw pixels"])  # the labelled sets are seeded
+
+
+def test_label_spreading_follows_the_shape_of_the_unlabelled_data():
+    g = torch.Generator().manual_seed(0)
+    angle = torch.rand(600, generator=g) * 2 * math.pi
+    radius = torch.where(torch.arange(600) % 2 == 0, 1.0, 3.0)
+    points = radius[:, None] * torch.stack([angle.cos(), angle.sin()], 1) + 0.05 * torch.randn(600, 2, generator=g)
+    labels = (radius > 2).long()  # two concentric circles: no line separates them
+    train, test = torch.arange(2), torch.arange(2, 600)  # one labelled point per circle
+    assert label_spreading(points[train], labels[train], points[test], labels[test]) > 0.99
+    assert linear_probe(points[train], labels[train], points[test], labels[test]) < 0.8

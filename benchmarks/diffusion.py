@@ -1,0 +1,137 @@
+"""Measure the course's diffusion models (notebook 07) and record the figures in the benchmark results.
+
+    python -m benchmarks.diffusion --profile lecture                 # 1000 samples per sampler
+    python -m benchmarks.diffusion --profile lecture --retrain       # also measures the training time
+    python -m benchmarks.diffusion --profile lecture --n-ddpm 200    # quicker: fewer DDPM samples
+
+Uses the very models the notebook uses (the ``@course_model`` functions of ``gencourse.diffusion``),
+trained on first use or loaded from the model cache. Reports, with the judge's scores (FID in the judge's
+feature space, Inception Score, precision, recall, confident fraction, digits present):
+
+- ``ddpm_mnist``: samples of the full DDPM ancestral sampler (T steps) and of DDIM with 50 steps (eta = 0),
+  on ``n_samples`` samples each from the same seeds; the time per 1000 samples of each, their ratio, the
+  ratio of their FIDs, and ``train_plus_sample_s``: training time + the time to draw the judged samples
+  with DDIM (the issue's "10 minutes of training plus sampling");
+- ``ddpm_mnist_cfg``: classifier-free guidance at several scales: how often the judge sees the requested
+  digit, and the within-class diversity (mean distance between judge features of samples of one class);
+- ``latent_diffusion_mnist``: DDIM-50 samples of the latent diffusion model and their cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+SCORES = ("fid", "inception_score", "precision", "recall", "confident", "classes_present")
+
+
+def timed_samples(model, n: int, batch: int, seed: int, symmetric: bool = True, **kwargs):
+    """``n`` samples drawn ``batch`` at a time, mapped from [-1, 1] (``symmetric``) to [0, 1] for the judge,
+    and the seconds it took."""
+    import torch
+
+    from gencourse import data
+
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    parts = [model.sample(min(batch, n - i), generator=generator, **kwargs) for i in range(0, n, batch)]
+    seconds = time.perf_counter() - start
+    x = torch.cat(parts)
+    return (data.from_symmetric(x) if symmetric else x.clamp(0, 1)), seconds
+
+
+def row(scores: dict, seconds: float, n: int, **extra) -> dict:
+    return {
+        "n_samples": n,
+        "sample_s_per_1000": round(1000 * seconds / n, 2),
+        **{k: scores[k] for k in SCORES},
+        **extra,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=["smoke", "lecture", "full"], required=True)
+    parser.add_argument("--n-samples", type=int, default=None, help="DDIM samples to judge (default 1000)")
+    parser.add_argument("--n-ddpm", type=int, default=None, help="DDPM samples to judge (default: --n-samples)")
+    parser.add_argument("--batch", type=int, default=500, help="samples drawn at once")
+    parser.add_argument("--retrain", action="store_true", help="ignore the model cache (measures training time)")
+    args = parser.parse_args(argv)
+    os.environ["GENCOURSE_PROFILE"] = args.profile
+    if args.retrain:
+        os.environ["GENCOURSE_RETRAIN"] = "1"
+
+    import torch
+
+    from benchmarks import results
+    from gencourse import diffusion, metrics, profile
+
+    p = profile()
+    n = args.n_samples or p.pick(smoke=64, lecture=1000, full=10000)
+    n_ddpm = args.n_ddpm or n
+    rows = {}
+
+    model, history = diffusion.mnist_ddpm()
+    cached = "loaded_from" in history.meta
+    train_s = history.meta["train_seconds"]
+    print(
+        f"ddpm_mnist: {history.meta['steps']} steps, {train_s:.0f} s of training"
+        f"{' (when it was trained; loaded from the cache now)' if cached else ''}",
+        flush=True,
+    )
+    x_ddim, ddim_s = timed_samples(model, n, args.batch, seed=0, steps=50)
+    ddim = metrics.evaluate_samples(x_ddim)
+    print(f"DDIM 50 steps: {n} samples in {ddim_s:.0f} s; " + ", ".join(f"{k} {ddim[k]:.3f}" for k in SCORES))
+    x_ddpm, ddpm_s = timed_samples(model, n_ddpm, args.batch, seed=0)
+    ddpm = metrics.evaluate_samples(x_ddpm)
+    T = model.schedule.T
+    print(f"DDPM {T} steps: {n_ddpm} samples in {ddpm_s:.0f} s; " + ", ".join(f"{k} {ddpm[k]:.3f}" for k in SCORES))
+    speedup = (ddpm_s / n_ddpm) / (ddim_s / n)
+    fid_ratio = ddim["fid"] / ddpm["fid"]
+    print(f"DDIM-50 is {speedup:.1f}x faster per sample; FID(DDIM-50) / FID(DDPM) = {fid_ratio:.3f}", flush=True)
+    common = {"train_s": round(train_s, 1), "train_steps": history.meta["steps"], "cached": cached}
+    rows["ddpm_mnist (DDIM 50 steps)"] = row(
+        ddim,
+        ddim_s,
+        n,
+        **common,
+        train_plus_sample_s=round(train_s + ddim_s, 1),
+        speedup_vs_ddpm=round(speedup, 1),
+        fid_ratio_vs_ddpm=round(fid_ratio, 3),
+    )
+    rows[f"ddpm_mnist (DDPM {T} steps)"] = row(ddpm, ddpm_s, n_ddpm, **common)
+
+    guided, guided_history = diffusion.mnist_ddpm_guided()
+    judge = metrics.judge()
+    per_class = max(1, n // 10)
+    wanted = torch.arange(10).repeat_interleave(per_class)
+    for w in (0.0, 1.0, 2.0, 4.0):
+        x, seconds = timed_samples(guided, len(wanted), args.batch, seed=1, steps=50, y=wanted, guidance=w)
+        features = judge.features(x)
+        diversity = torch.stack([torch.pdist(features[wanted == c]).mean() for c in range(10)]).mean().item()
+        accuracy = (judge.predict(x) == wanted).float().mean().item()
+        scores = metrics.evaluate_samples(x)
+        print(f"guidance w = {w}: requested digit {accuracy:.3f}, diversity {diversity:.2f}, FID {scores['fid']:.2f}")
+        rows[f"ddpm_mnist_cfg (w={w:g}, DDIM 50)"] = row(
+            scores,
+            seconds,
+            len(wanted),
+            requested_digit_accuracy=round(accuracy, 4),
+            diversity=round(diversity, 3),
+            train_s=round(guided_history.meta["train_seconds"], 1),
+        )
+
+    latent, latent_history = diffusion.mnist_latent_diffusion()
+    x, seconds = timed_samples(latent, n, args.batch, seed=2, symmetric=False, steps=50)
+    scores = metrics.evaluate_samples(x)
+    print(f"latent diffusion (DDIM 50): {n} samples in {seconds:.1f} s; FID {scores['fid']:.2f}")
+    rows["latent_diffusion_mnist (DDIM 50)"] = row(
+        scores, seconds, n, train_s=round(latent_history.meta["train_seconds"], 1)
+    )
+    results.save(args.profile, "models", rows)
+    print(f"written to {results.path(args.profile)}")
+
+
+if __name__ == "__main__":
+    main()

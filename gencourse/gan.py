@@ -1,0 +1,551 @@
+"""Generative adversarial networks (Goodfellow et al. 2014): a generator G turns noise z ~ N(0, I) into
+samples, a discriminator D tells real from fake, and the two are trained against each other:
+
+    min_G max_D  V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))].
+
+This module holds, top to bottom: the networks (MLPs for 2D toy data, DCGAN-style convolutional nets
+for 28x28 images, class-conditional variants of both), the losses for the four objectives, the WGAN-GP
+gradient penalty, the two-player training loop (built from ``gencourse.train``'s pieces), and the
+course's trained models. Mode collapse on ring8 / grid25 is measured by ``gencourse.metrics.mode_metrics``.
+
+Discriminators return raw scores (logits) of shape ``[B]``: D(x) = sigmoid(logit) for the
+"minimax" / "nonsaturating" objectives, an unbounded critic value for "wgan" / "hinge".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gencourse.config import profile
+from gencourse.data import toy2d, toy2d_modes
+from gencourse.metrics import mode_metrics
+from gencourse.nn import MLP, ConvDecoder, ConvEncoder
+from gencourse.train import History, check_finite, course_model, load_or_train, to_device, training_steps
+
+KINDS = ("minimax", "nonsaturating", "wgan", "hinge")
+
+# ---------------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------------
+
+
+def _with_labels(z: torch.Tensor, labels, embed: nn.Embedding | None) -> torch.Tensor:
+    """[z, embed(labels)] for a conditional network, z itself otherwise (labels must match)."""
+    if embed is None:
+        if labels is not None:
+            raise ValueError("this network is unconditional: build it with num_classes=... to pass labels")
+        return z
+    if labels is None:
+        raise ValueError(f"this network is class-conditional: pass labels (ints in [0, {embed.num_embeddings}))")
+    return torch.cat([z, embed(labels)], dim=1)
+
+
+def _project(h: torch.Tensor, head: nn.Linear, embed: nn.Embedding | None, labels) -> torch.Tensor:
+    """The projection discriminator (Miyato & Koyama 2018): logit = w^T h + embed(y)^T h, shape [B]."""
+    out = head(h).squeeze(-1)
+    if embed is None:
+        if labels is not None:
+            raise ValueError("this discriminator is unconditional: build it with num_classes=... to pass labels")
+        return out
+    if labels is None:
+        raise ValueError("this discriminator is class-conditional: pass the labels of x")
+    return out + (embed(labels) * h).sum(-1)
+
+
+def spectral_normalize(module: nn.Module) -> nn.Module:
+    """Divide the weight of every linear and convolution layer by its largest singular value
+    (spectral normalization, Miyato et al. 2018), which makes the network at most 1-Lipschitz per layer."""
+    for name, child in module.named_children():
+        if isinstance(child, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
+        elif not isinstance(child, nn.Embedding):
+            spectral_normalize(child)
+    return module
+
+
+class MLPGenerator(nn.Module):
+    """G(z) (or G(z, y)): ``[B, latent_dim] -> [B, out_dim]`` through an MLP; class-conditional when
+    ``num_classes`` is given (a label embedding is concatenated to z).
+
+    ``batch_norm`` puts batch normalization after each hidden linear layer, as the DCGAN and PacGAN
+    generators do: on the 2D mixtures it lets the generator pull its samples much closer to the modes.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        out_dim: int = 2,
+        hidden: Sequence[int] = (256, 256, 256),
+        act: str = "relu",
+        num_classes: int | None = None,
+        embed_dim: int = 16,
+        batch_norm: bool = False,
+    ):
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        self.net = MLP(latent_dim + (embed_dim if num_classes else 0), out_dim, hidden, act)
+        if batch_norm:  # Linear, act, ..., Linear  ->  Linear, BatchNorm, act, ..., Linear
+            layers, last = [], self.net[-1]
+            for layer in self.net:
+                layers.append(layer)
+                if isinstance(layer, nn.Linear) and layer is not last:
+                    layers.append(nn.BatchNorm1d(layer.out_features))
+            self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(_with_labels(z, labels, self.embed))
+
+
+class MLPDiscriminator(nn.Module):
+    """D(x): ``[B, in_dim] -> [B / pack]`` logits.
+
+    ``pack`` > 1 is PacGAN (Lin et al. 2018): the discriminator judges ``pack`` samples at once,
+    concatenated into one input, so a generator that repeats itself is easy to catch. The batch size
+    must then be a multiple of ``pack``. ``num_classes`` makes it a projection discriminator;
+    ``spectral_norm`` normalizes every layer.
+    """
+
+    def __init__(
+        self,
+        in_dim: int = 2,
+        hidden: Sequence[int] = (256, 256, 256),
+        act: str = "leaky_relu",
+        pack: int = 1,
+        num_classes: int | None = None,
+        spectral_norm: bool = False,
+    ):
+        super().__init__()
+        if pack < 1 or (pack > 1 and num_classes):
+            raise ValueError("pack must be >= 1, and packing is for unconditional discriminators only")
+        self.pack, self.num_classes = pack, num_classes
+        self.features = MLP(in_dim * pack, hidden[-1], hidden[:-1], act, out_act=act)
+        self.head = nn.Linear(hidden[-1], 1)
+        self.embed = nn.Embedding(num_classes, hidden[-1]) if num_classes else None
+        if spectral_norm:
+            spectral_normalize(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if len(x) % self.pack:
+            raise ValueError(
+                f"a packed discriminator (pack={self.pack}) needs a batch size that is a multiple "
+                f"of {self.pack}, got {len(x)}"
+            )
+        h = self.features(x.reshape(len(x) // self.pack, -1))
+        return _project(h, self.head, self.embed, labels)
+
+
+class DCGenerator(nn.Module):
+    """DCGAN-style generator (Radford et al. 2016): ``[B, latent_dim] -> [B, 1, 28, 28]`` in [-1, 1]:
+    a linear layer to 7x7 feature maps, two stride-2 transposed convolutions with batch norm, tanh.
+    Class-conditional when ``num_classes`` is given."""
+
+    def __init__(self, latent_dim: int = 64, ch: int = 16, num_classes: int | None = None, embed_dim: int = 16):
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        self.net = ConvDecoder(latent_dim + (embed_dim if num_classes else 0), 1, ch, norm="batch", out_act="tanh")
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(_with_labels(z, labels, self.embed))
+
+
+class DCDiscriminator(nn.Module):
+    """DCGAN-style discriminator: ``[B, 1, 28, 28]`` in [-1, 1] -> ``[B]`` logits, through two stride-2
+    convolutions with leaky ReLU. ``norm`` is ``batch`` (DCGAN) or ``none`` (required with a gradient
+    penalty, which is per example); ``spectral_norm`` normalizes every layer; ``num_classes`` makes it
+    a projection discriminator."""
+
+    def __init__(self, ch: int = 32, norm: str = "batch", num_classes: int | None = None, spectral_norm: bool = False):
+        super().__init__()
+        self.num_classes = num_classes
+        self.encoder = ConvEncoder(1, 1, ch, norm=norm)
+        self.embed = nn.Embedding(num_classes, self.encoder.head.in_features) if num_classes else None
+        if spectral_norm:
+            spectral_normalize(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return _project(self.encoder.features(x), self.encoder.head, self.embed, labels)
+
+
+class GAN(nn.Module):
+    """A generator and its discriminator, trained and cached together; ``sample`` uses the generator."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module):
+        super().__init__()
+        if getattr(generator, "num_classes", None) != getattr(discriminator, "num_classes", None):
+            raise ValueError(
+                "the generator and the discriminator must both be conditional on the same classes, "
+                "or both unconditional"
+            )
+        self.generator, self.discriminator = generator, discriminator
+        self.latent_dim, self.num_classes = generator.latent_dim, generator.num_classes
+
+    def sample_latent(self, n: int) -> torch.Tensor:
+        """z ~ N(0, I), ``[n, latent_dim]``, on the model's device."""
+        return torch.randn(n, self.latent_dim, device=next(self.generator.parameters()).device)
+
+    @torch.no_grad()
+    def sample(self, n: int | None = None, labels: torch.Tensor | None = None, z: torch.Tensor | None = None):
+        """``n`` samples G(z), z ~ N(0, I) (or the given ``z``). A conditional model takes ``labels``
+        ``[n]``, by default 0, 1, ..., K-1, 0, 1, ... . Generated in eval mode."""
+        z = self.sample_latent(n) if z is None else z.to(next(self.generator.parameters()).device)
+        if self.num_classes and labels is None:
+            labels = torch.arange(len(z), device=z.device) % self.num_classes
+        training = self.generator.training
+        self.generator.eval()
+        x = self.generator(z, None if labels is None else labels.to(z.device))
+        self.generator.train(training)
+        return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------
+
+
+def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tensor:
+    """D*(x) = p_data(x) / (p_data(x) + p_g(x)): the discriminator that maximises V(D, G) for a fixed G
+    (Goodfellow et al. 2014, Prop. 1). Takes the two densities evaluated at the same points."""
+    return p_data / (p_data + p_g)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown GAN loss kind {kind!r}; choose one of: {', '.join(KINDS)}")
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "nonsaturating"):
+    """The discriminator's loss (to minimise), a mean over the batch. With D = sigmoid(logit):
+
+    - ``minimax``, ``nonsaturating``: -E_x[log D(x)] - E_z[log(1 - D(G(z)))]  (binary cross-entropy;
+      -log sigmoid(a) = softplus(-a) keeps it finite for large logits)
+    - ``wgan``: E_z[f(G(z))] - E_x[f(x)]  (the negated Wasserstein estimate of a critic f)
+    - ``hinge``: E_x[max(0, 1 - f(x))] + E_z[max(0, 1 + f(G(z)))]
+    """
+    _check_kind(kind)
+    if kind in ("minimax", "nonsaturating"):
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    if kind == "wgan":
+        return fake_logits.mean() - real_logits.mean()
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "nonsaturating") -> torch.Tensor:
+    """The generator's loss (to minimise), a mean over the batch:
+
+    - ``minimax``: E_z[log(1 - D(G(z)))] = -E softplus(logit). Its gradient vanishes when D rejects
+      the fakes confidently (D(G(z)) -> 0), which is early in training.
+    - ``nonsaturating``: -E_z[log D(G(z))] = E softplus(-logit); same fixed point, strong gradient
+      exactly when the fakes are rejected.
+    - ``wgan``, ``hinge``: -E_z[f(G(z))].
+    """
+    _check_kind(kind)
+    if kind == "minimax":
+        return -F.softplus(fake_logits).mean()
+    if kind == "nonsaturating":
+        return F.softplus(-fake_logits).mean()
+    return -fake_logits.mean()
+
+
+def gradient_penalty(
+    discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The WGAN-GP penalty (Gulrajani et al. 2017), E_x^[(||grad f(x^)||_2 - 1)^2], a scalar, with
+    x^ = eps x + (1 - eps) x~ on random lines between real x and fake x~, eps ~ U[0, 1] per example.
+
+    Differentiable w.r.t. the critic's parameters (``create_graph``), so it can be added to its loss.
+    ``labels`` are passed to a conditional critic. Multiply by lambda (10 in the paper) yourself.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+    eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device)
+    x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+    scores = discriminator(x_hat) if labels is None else discriminator(x_hat, labels)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latent vectors ``z0``, ``z1`` ``[D]`` at ``t`` ``[T]`` -> ``[T, D]``:
+
+        slerp(z0, z1; t) = sin((1 - t) W) / sin W * z0 + sin(t W) / sin W * z1,  cos W = z0.z1 / (|z0||z1|).
+
+    Unlike the straight line, it keeps the norm near that of typical Gaussian samples (~ sqrt(D))."""
+    omega = torch.arccos((z0 @ z1 / (z0.norm() * z1.norm())).clamp(-1 + 1e-7, 1 - 1e-7))
+    t = t.reshape(-1, 1)
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two-player training loop
+# ---------------------------------------------------------------------------------------------
+
+
+def _real_and_labels(batch, conditional: bool):
+    if isinstance(batch, (tuple, list)):
+        x, y = batch
+        return x, (y if conditional else None)
+    if conditional:
+        raise ValueError("a conditional GAN needs (x, labels) batches")
+    return batch, None
+
+
+def train_gan(
+    gan: GAN,
+    data,
+    *,
+    kind: str = "nonsaturating",
+    steps: int | None = None,
+    epochs: int | None = None,
+    seconds: float | None = None,
+    lr: float = 2e-4,
+    lr_d: float | None = None,
+    betas: tuple[float, float] = (0.5, 0.999),
+    n_critic: int = 1,
+    gp_weight: float = 0.0,
+    lr_schedule: Callable[[int], float] | None = None,
+    history: History | None = None,
+    callback: Callable | None = None,
+    every: int = 100,
+    desc: str = "training the GAN",
+) -> History:
+    """Train ``gan`` with alternating updates and return the :class:`~gencourse.train.History`.
+
+    Each step takes one batch of real data (``x``, or ``(x, labels)``; see ``training_steps``) and
+    updates the discriminator on discriminator_loss(D(x), D(G(z)), kind) [+ ``gp_weight`` * gradient
+    penalty]; every ``n_critic``-th step the generator is then updated on generator_loss(D(G(z)), kind).
+    Adam with ``lr`` (``lr_d`` for D if given) and ``betas``; ``lr_schedule(step)`` multiplies both
+    learning rates (e.g. ``lambda step: 1 - step / steps``, a linear decay to 0, which lets the samples
+    settle instead of orbiting the equilibrium). Logged per step: ``d_loss``,
+    ``real_logit`` and ``fake_logit`` (mean scores), ``gp``; per generator step: ``g_loss``.
+    ``callback(step, gan, history)`` runs every ``every`` steps and after the last one, in eval mode
+    (e.g. a :class:`Snapshots`). A NaN or infinite loss stops training with a message.
+    """
+    _check_kind(kind)
+    G, D = gan.generator, gan.discriminator
+    dev = next(G.parameters()).device
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr_d or lr, betas=betas)
+    schedules = [torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule) for opt in (opt_g, opt_d)] if lr_schedule else []
+    history = history or History()
+    offset = max((s for v in history.records.values() for s, _ in v), default=-1) + 1
+    start, step = time.perf_counter(), -1
+    gan.train()
+    for step, batch, bar in training_steps(data, steps=steps, epochs=epochs, seconds=seconds, desc=desc):
+        real, labels = _real_and_labels(to_device(batch, dev), gan.num_classes is not None)
+        update_g = step % n_critic == 0
+        # One G forward serves both players: detached for D's update, attached for G's.
+        with torch.set_grad_enabled(update_g):
+            fake = G(gan.sample_latent(len(real)), labels)
+        real_logits, fake_logits = D(real, labels), D(fake.detach(), labels)
+        loss_d = discriminator_loss(real_logits, fake_logits, kind)
+        logged = {"real_logit": real_logits.mean(), "fake_logit": fake_logits.mean()}
+        if gp_weight:
+            logged["gp"] = gradient_penalty(D, real, fake, labels)
+            loss_d = loss_d + gp_weight * logged["gp"]
+        check_finite(loss_d, offset + step, "discriminator loss", lr_d or lr)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        if update_g:
+            D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+            loss_g = generator_loss(D(fake, labels), kind)
+            D.requires_grad_(True)
+            check_finite(loss_g, offset + step, "generator loss", lr)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            logged["g_loss"] = loss_g
+        for schedule in schedules:
+            schedule.step()
+        history.log(offset + step, d_loss=loss_d, **logged)
+        if step % 10 == 0:
+            bar.set_postfix(d_loss=f"{loss_d.item():.3g}", g_loss=f"{history['g_loss'][-1]:.3g}")
+        if callback is not None and step % every == 0 and step > 0:
+            gan.eval()
+            callback(offset + step, gan, history)
+            gan.train()
+    gan.eval()
+    if callback is not None and step >= 0:
+        callback(offset + step, gan, history)
+    history.meta["train_seconds"] = history.meta.get("train_seconds", 0.0) + time.perf_counter() - start
+    history.meta["steps"] = offset + step + 1
+    return history
+
+
+class Snapshots:
+    """A ``train_gan`` callback that records frames for plots and animations: at each call, the
+    generator's samples G(z) for a fixed ``z`` (and ``labels``), and, if ``points`` are given, the
+    discriminator's logits there (its decision surface on a grid, e.g. ``gencourse.plot.grid2d``).
+
+    ``frames`` is a list of ``{"step", "samples", "logits"}`` dicts of CPU tensors.
+    """
+
+    def __init__(self, z: torch.Tensor, labels: torch.Tensor | None = None, points: torch.Tensor | None = None):
+        self.z, self.labels, self.points = z, labels, points
+        self.frames: list[dict] = []
+
+    @torch.no_grad()
+    def __call__(self, step: int, gan: GAN, history: History | None = None) -> None:
+        frame = {"step": step, "samples": gan.sample(labels=self.labels, z=self.z).cpu(), "logits": None}
+        if self.points is not None:
+            dev = next(gan.discriminator.parameters()).device
+            frame["logits"] = gan.discriminator(self.points.to(dev)).cpu()
+        self.frames.append(frame)
+
+
+# ---------------------------------------------------------------------------------------------
+# The course's trained models (notebooks 02 and 03, benchmarks/gan.py)
+# ---------------------------------------------------------------------------------------------
+
+TOY_DATASETS = ("ring8", "grid25")
+TOY_VARIANTS = {"gan": 1, "pacgan": 4}  # variant -> how many samples the discriminator judges at once
+
+
+def toy_gan(dataset: str = "ring8", variant: str = "pacgan"):
+    """A GAN trained on a 2D mixture (``ring8`` or ``grid25``): ``(GAN, History)``, cached.
+
+    ``variant`` is ``gan`` (the plain non-saturating GAN) or ``pacgan`` (the same networks and budget,
+    with a discriminator that judges packs of 4 samples). Both: generator 2 -> 3 x 256 (batch norm,
+    ReLU) -> 2, discriminator 3 x 256 (leaky ReLU), batches of 256, Adam (2e-4, betas 0.5, 0.999) with
+    the learning rates decayed linearly to 0. The history also tracks ``modes`` and ``high_quality``
+    (:func:`gencourse.metrics.mode_metrics` on 2500 samples) during training.
+    """
+
+    if dataset not in TOY_DATASETS or variant not in TOY_VARIANTS:
+        raise ValueError(f"toy_gan knows datasets {TOY_DATASETS} and variants {tuple(TOY_VARIANTS)}")
+    steps = profile().pick(smoke=60, lecture=3000, full=10000)
+    config = {
+        "dataset": dataset,
+        "pack": TOY_VARIANTS[variant],
+        "kind": "nonsaturating",
+        "steps": steps,
+        "batch_size": 256,
+        "hidden": [256, 256, 256],
+        "latent_dim": 2,
+        "lr": 2e-4,
+        "betas": [0.5, 0.999],
+        "lr_schedule": "linear to 0",
+        "n_eval": 2500,
+    }
+
+    def build():
+        return GAN(
+            MLPGenerator(2, 2, config["hidden"], batch_norm=True),
+            MLPDiscriminator(2, config["hidden"], pack=config["pack"]),
+        )
+
+    def train(model):
+        modes = toy2d_modes(dataset)
+
+        def track(step, gan, history):
+            scores = mode_metrics(gan.sample(config["n_eval"]), modes)
+            history.log(step, modes=scores["modes"], high_quality=scores["high_quality"])
+
+        return train_gan(
+            model,
+            lambda: toy2d(dataset, config["batch_size"]),
+            kind=config["kind"],
+            steps=steps,
+            lr=config["lr"],
+            betas=tuple(config["betas"]),
+            lr_schedule=lambda step: 1 - step / steps,
+            callback=track,
+            every=max(1, steps // 20),
+            desc=f"{variant} on {dataset}",
+        )
+
+    return load_or_train(f"gan_{dataset}_{variant}", build, train, config)
+
+
+def _register_toy(dataset: str, variant: str) -> None:
+    course_model(f"gan_{dataset}_{variant}")(lambda: toy_gan(dataset, variant))
+
+
+for _dataset in TOY_DATASETS:
+    for _variant in TOY_VARIANTS:
+        _register_toy(_dataset, _variant)
+
+
+def _mnist_gan(name: str, *, conditional: bool, kind: str, spectral_norm: bool):
+    """A DCGAN-style GAN on MNIST (images in [-1, 1]), trained through ``load_or_train``; the judge's
+    scores of 1000 samples (``fid``, ``confident``, ``inception_score``, ``precision``, ``recall``)
+    are tracked in the history during training."""
+    from gencourse.data import from_symmetric, mnist
+    from gencourse.metrics import evaluate_samples
+
+    steps = profile().pick(smoke=20, lecture=3000, full=20000)
+    config = {
+        "steps": steps,
+        "batch_size": 64,
+        "latent_dim": 64,
+        "g_ch": 32,
+        "d_ch": 32,
+        "kind": kind,
+        "conditional": conditional,
+        "spectral_norm": spectral_norm,
+        "lr": 2e-4,
+        "betas": [0.5, 0.999],
+        "lr_schedule": "linear to 0",
+        "n_eval": profile().pick(smoke=100, lecture=1000, full=2000),
+        "evaluations": profile().pick(smoke=2, lecture=10, full=20),
+    }
+    num_classes = 10 if conditional else None
+
+    def build():
+        # spectral normalization replaces batch norm in the discriminator: both rescale its layers
+        return GAN(
+            DCGenerator(config["latent_dim"], config["g_ch"], num_classes=num_classes),
+            DCDiscriminator(
+                config["d_ch"],
+                norm="none" if spectral_norm else "batch",
+                num_classes=num_classes,
+                spectral_norm=spectral_norm,
+            ),
+        )
+
+    def train(model):
+        loader = mnist(train=True).loader(config["batch_size"], scale="symmetric")
+
+        def track(step, gan, history):
+            scores = evaluate_samples(from_symmetric(gan.sample(config["n_eval"])))
+            history.log(step, **{k: scores[k] for k in ("fid", "inception_score", "precision", "recall", "confident")})
+
+        return train_gan(
+            model,
+            loader,
+            kind=kind,
+            steps=steps,
+            lr=config["lr"],
+            betas=tuple(config["betas"]),
+            lr_schedule=lambda step: 1 - step / steps,
+            callback=track,
+            every=max(1, steps // config["evaluations"]),
+            desc=name,
+        )
+
+    return load_or_train(name, build, train, config)
+
+
+@course_model("gan_dcgan_mnist")
+def dcgan_mnist():
+    """Notebook 03's DCGAN: non-saturating loss, batch norm in both networks. ``(GAN, History)``."""
+    return _mnist_gan("gan_dcgan_mnist", conditional=False, kind="nonsaturating", spectral_norm=False)
+
+
+@course_model("gan_conditional_mnist")
+def conditional_gan_mnist():
+    """Notebook 03's class-conditional DCGAN (label embedding in G, projection D). ``(GAN, History)``."""
+    return _mnist_gan("gan_conditional_mnist", conditional=True, kind="nonsaturating", spectral_norm=False)
+
+
+@course_model("gan_sngan_mnist")
+def sngan_mnist():
+    """Notebook 03's stabilised GAN: hinge loss and a spectrally normalized discriminator. ``(GAN, History)``."""
+    return _mnist_gan("gan_sngan_mnist", conditional=False, kind="hinge", spectral_norm=True)

@@ -1,0 +1,247 @@
+import pytest
+import torch
+
+from gencourse import diffusion as D
+from gencourse.nn import TimeMLP
+
+
+class Oracle(torch.nn.Module):
+    """A denoiser that knows x0 and so returns the true noise eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)."""
+
+    def __init__(self, x0, schedule):
+        super().__init__()
+        self.x0, self.schedule = x0, schedule
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x_t, t, y=None):
+        step = (t * self.schedule.T).round().long()
+        abar = self.schedule.alphas_cumprod[step].reshape(-1, *[1] * (x_t.dim() - 1))
+        return (x_t - abar.sqrt() * self.x0) / (1 - abar).sqrt()
+
+
+@pytest.mark.parametrize("kind", D.SCHEDULES)
+def test_alphas_cumprod_decreases_to_zero(kind):
+    s = D.NoiseSchedule(1000, kind)
+    abar = s.alphas_cumprod
+    assert abar.shape == (1000,) and s.betas.shape == (1000,) and abar.dtype == torch.float32
+    assert (abar[1:] < abar[:-1]).all()
+    assert abar[0] > 0.999 and abar[-1] < 1e-3
+    assert torch.allclose(abar, torch.cumprod(1 - s.betas.double(), 0).float(), rtol=1e-4)
+    assert ((s.betas > 0) & (s.betas < 1)).all()
+
+
+@pytest.mark.parametrize("T", [10, 100, 4000])
+def test_linear_schedule_destroys_data_for_any_T(T):
+    assert D.NoiseSchedule(T, "linear").alphas_cumprod[-1] < 1e-3
+
+
+def test_schedule_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown schedule"):
+        D.NoiseSchedule(100, "quadratic")
+    with pytest.raises(ValueError, match="integer >= 2"):
+        D.NoiseSchedule(1)
+
+
+def test_q_sample_is_the_closed_form():
+    s = D.NoiseSchedule(100, "cosine")
+    x0, noise = torch.randn(5, 1, 4, 4), torch.randn(5, 1, 4, 4)
+    t = torch.tensor([0, 10, 50, 98, 99])
+    abar = s.alphas_cumprod[t].view(-1, 1, 1, 1)
+    expected = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    assert torch.allclose(D.q_sample(x0, t, noise, s), expected, atol=1e-6)
+    assert torch.allclose(D.predict_x0(expected[:3], noise[:3], t[:3], s), x0[:3], atol=1e-5)
+
+
+def test_q_sample_matches_the_markov_chain_mean_and_variance():
+    """Running the chain x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) z has the closed form's moments."""
+    torch.manual_seed(0)
+    s = D.NoiseSchedule(50, "linear")
+    x0 = torch.full((200_000,), 1.5)
+    x = x0.clone()
+    for t in range(30):
+        x = (1 - s.betas[t]).sqrt() * x + s.betas[t].sqrt() * torch.randn_like(x)
+    closed = D.q_sample(x0, torch.full((len(x0),), 29), None, s)
+    abar = s.alphas_cumprod[29]
+    for sample in (x, closed):
+        assert sample.mean().item() == pytest.approx(1.5 * abar.sqrt().item(), abs=0.01)
+        assert sample.var().item() == pytest.approx(1 - abar.item(), abs=0.01)
+
+
+def test_q_sample_rejects_float_steps_and_bad_noise():
+    s = D.NoiseSchedule(10)
+    with pytest.raises(TypeError, match="integers"):
+        D.q_sample(torch.zeros(2, 2), torch.tensor([0.5, 1.0]), None, s)
+    with pytest.raises(ValueError, match=r"\[0, 9\]"):
+        D.q_sample(torch.zeros(2, 2), torch.tensor([0, 10]), None, s)
+    with pytest.raises(ValueError, match="shape"):
+        D.q_sample(torch.zeros(2, 2), torch.tensor([0, 1]), torch.zeros(2, 3), s)
+
+
+@pytest.mark.parametrize("steps,eta", [(None, 0.0), (20, 0.0), (7, 1.0)])
+def test_a_denoiser_that_returns_the_true_noise_reconstructs_x0(steps, eta):
+    s = D.NoiseSchedule(100, "linear")
+    x0 = torch.randn(4, 1, 6, 6)
+    out = D.sample(Oracle(x0, s), x0.shape, s, steps=steps, eta=eta, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out, x0, atol=1e-4)
+
+
+def test_ddim_with_eta_zero_is_deterministic_and_eta_one_is_not():
+    torch.manual_seed(0)
+    s = D.NoiseSchedule(50)
+    net = TimeMLP(2, hidden=16, depth=1)
+    x_T = torch.randn(8, 2)
+    a = D.sample(net, (8, 2), s, steps=10, eta=0.0, x_T=x_T, generator=torch.Generator().manual_seed(1))
+    b = D.sample(net, (8, 2), s, steps=10, eta=0.0, x_T=x_T, generator=torch.Generator().manual_seed(2))
+    c = D.sample(net, (8, 2), s, steps=10, eta=1.0, x_T=x_T, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-2
+
+
+def test_ddim_with_every_step_and_eta_one_is_ddpm_with_the_posterior_variance():
+    torch.manual_seed(0)
+    s = D.NoiseSchedule(30, "cosine")
+    net = TimeMLP(2, hidden=16, depth=1)
+    x, x_ddim = torch.randn(6, 2), None
+    x_ddim = x.clone()
+    for t in range(s.T - 1, -1, -1):
+        z = torch.randn(6, 2)
+        x = D.ddpm_step(x, D.guided(net, x, t / s.T), t, s, noise=z, variance="posterior")
+        x_ddim = D.ddim_step(x_ddim, D.guided(net, x_ddim, t / s.T), t, t - 1, s, eta=1.0, noise=z)
+    assert torch.allclose(x, x_ddim, atol=1e-4)
+
+
+def test_ddpm_step_clipped_form_equals_the_eps_form_when_nothing_is_clipped():
+    s = D.NoiseSchedule(100)
+    x_t, eps, z = torch.randn(3, 5), torch.randn(3, 5), torch.randn(3, 5)
+    for t in (99, 40, 1, 0):
+        a = D.ddpm_step(x_t, eps, t, s, noise=z)
+        b = D.ddpm_step(x_t, eps, t, s, noise=z, clip=1e6)
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_ddim_timesteps_cover_the_chain():
+    assert D.ddim_timesteps(1000, 50)[0] == 999 and D.ddim_timesteps(1000, 50)[-1] == 0
+    assert len(D.ddim_timesteps(1000, 50)) == 50
+    assert D.ddim_timesteps(10, 10) == list(range(9, -1, -1))
+    with pytest.raises(ValueError, match="steps must be"):
+        D.ddim_timesteps(10, 11)
+
+
+def test_classifier_free_guidance_combines_the_two_predictions():
+    class Net(torch.nn.Module):
+        num_classes = 3
+
+        def forward(self, x, t, y=None):  # "unconditional" (label 3 or None) predicts 3, class c predicts c
+            y = torch.full((len(x),), 3) if y is None else y
+            return x * 0 + y.float()[:, None]
+
+    x, y = torch.zeros(4, 2), torch.tensor([0, 1, 2, 1])
+    assert torch.allclose(D.guided(Net(), x, 0.5, y, guidance=1.0), y.float()[:, None].expand(4, 2))
+    assert torch.allclose(D.guided(Net(), x, 0.5, y, guidance=0.0), torch.full((4, 2), 3.0))
+    w = 2.5
+    assert torch.allclose(D.guided(Net(), x, 0.5, y, guidance=w), 3 + w * (y.float()[:, None] - 3).expand(4, 2))
+
+
+def test_drop_labels_uses_the_null_token_at_the_given_rate():
+    torch.manual_seed(0)
+    y = torch.zeros(100_000, dtype=torch.long)
+    dropped = D.drop_labels(y, 0.2, 10)
+    assert set(dropped.unique().tolist()) == {0, 10}
+    assert (dropped == 10).float().mean().item() == pytest.approx(0.2, abs=0.01)
+
+
+def test_trained_model_samples_match_a_gaussian_mean_and_covariance():
+    torch.manual_seed(0)
+    mean = torch.tensor([1.0, -2.0])
+    chol = torch.linalg.cholesky(torch.tensor([[1.0, 0.6], [0.6, 0.5]]))
+    data = lambda n: mean + torch.randn(n, 2) @ chol.T
+    model = D.Diffusion(TimeMLP(2, hidden=64, depth=2), D.NoiseSchedule(100, "linear"), (2,))
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(800):
+        loss = model.loss(data(256))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x = model.sample(2000, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(x.mean(0), mean, atol=0.1)
+    assert torch.allclose(torch.cov(x.T), chol @ chol.T, atol=0.15)
+
+
+def test_score_of_a_noise_predictor_for_standard_normal_data_is_minus_x():
+    """For x0 ~ N(0, I) every x_t is N(0, I), so E[eps | x_t] = sqrt(1 - abar_t) x_t and the score is -x."""
+    s = D.NoiseSchedule(100)
+
+    class Net(torch.nn.Module):
+        def forward(self, x, t, y=None):
+            abar = s.alphas_cumprod[(t * s.T).round().long()][:, None]
+            return (1 - abar).sqrt() * x
+
+    x = torch.randn(10, 2)
+    for t in (0, 50, 99):
+        assert torch.allclose(D.score(Net(), x, t, s), -x, atol=1e-5)
+
+
+def test_langevin_dynamics_samples_a_gaussian_from_a_far_start():
+    torch.manual_seed(0)
+    mu, sigma = torch.tensor([2.0, -1.0]), 0.5
+    x = D.langevin_dynamics(lambda x: -(x - mu) / sigma**2, torch.full((20_000, 2), 8.0), step_size=0.01, steps=500)
+    assert torch.allclose(x.mean(0), mu, atol=0.02)
+    assert x.std(0).mean().item() == pytest.approx(sigma, rel=0.03)
+
+
+def test_flow_matching_euler_with_the_exact_velocity_lands_on_the_data_point():
+    c = torch.tensor([[0.5, -1.5]])
+
+    class Velocity(torch.nn.Module):
+        def forward(self, x, t, y=None):  # the optimal field for a single data point c
+            return (c - x) / (1 - t[:, None])
+
+    x = D.flow_sample(Velocity(), (7, 2), steps=10, method="euler", device=torch.device("cpu"))
+    assert torch.allclose(x, c.expand(7, 2), atol=1e-5)
+
+
+def test_flow_matching_heun_with_the_exact_gaussian_velocity_transports_the_noise():
+    """For data N(m, s^2): v(x, t) = m + (t s^2 - (1 - t)) / ((1 - t)^2 + t^2 s^2) (x - t m), exactly."""
+    m, s = 2.0, 0.5
+
+    class Velocity(torch.nn.Module):
+        def forward(self, x, t, y=None):
+            t = t[:, None]
+            return m + (t * s**2 - (1 - t)) / ((1 - t) ** 2 + t**2 * s**2) * (x - t * m)
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(50_000, 1, generator=g)
+    x1 = D.flow_sample(Velocity(), (50_000, 1), steps=50, method="heun", x0=x0)
+    assert torch.allclose(x1, m + s * x0, atol=1e-3)  # the flow is the monotone map x0 -> m + s x0
+    x1_euler = D.flow_sample(Velocity(), (50_000, 1), steps=50, method="euler", x0=x0)
+    assert (x1_euler - (m + s * x0)).abs().max() > 0.03  # first order: 100 times the error of Heun
+
+
+def test_flow_matching_loss_is_minimised_by_the_exact_velocity():
+    torch.manual_seed(0)
+    m, s = 2.0, 0.5
+
+    class Velocity(torch.nn.Module):
+        def __init__(self, shift):
+            super().__init__()
+            self.shift = shift
+
+        def forward(self, x, t, y=None):
+            t = t[:, None]
+            return m + (t * s**2 - (1 - t)) / ((1 - t) ** 2 + t**2 * s**2) * (x - t * m) + self.shift
+
+    x1 = m + s * torch.randn(200_000, 1)
+    best = D.flow_matching_loss(Velocity(0.0), x1)
+    assert D.flow_matching_loss(Velocity(0.1), x1) > best
+    assert D.flow_matching_loss(Velocity(-0.1), x1) > best
+    expected = m**2 * 0 + 1 + s**2  # E||x1 - x0||^2 minus the explained part is below Var(x1 - x0)
+    assert best < expected
+
+
+def test_ddim_inversion_round_trips_with_the_oracle():
+    s = D.NoiseSchedule(1000, "cosine")
+    x0 = torch.randn(3, 1, 4, 4)
+    latent = D.ddim_invert(Oracle(x0, s), x0, s, steps=50)
+    assert latent.shape == x0.shape
+    back = D.sample(Oracle(x0, s), x0.shape, s, steps=50, x_T=latent)
+    assert torch.allclose(back, x0, atol=1e-4)
