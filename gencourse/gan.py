@@ -25,7 +25,16 @@ from gencourse.config import profile
 from gencourse.data import toy2d, toy2d_modes
 from gencourse.metrics import mode_metrics
 from gencourse.nn import MLP, ConvDecoder, ConvEncoder
-from gencourse.train import History, check_finite, course_model, load_or_train, to_device, training_steps
+from gencourse.train import (
+    History,
+    check_finite,
+    course_model,
+    finish,
+    load_or_train,
+    run_callback,
+    to_device,
+    training_steps,
+)
 
 KINDS = ("minimax", "nonsaturating", "wgan", "hinge")
 
@@ -368,15 +377,8 @@ def train_gan(
         if step % 10 == 0:
             bar.set_postfix(d_loss=f"{loss_d.item():.3g}", g_loss=f"{history['g_loss'][-1]:.3g}")
         if callback is not None and step % every == 0 and step > 0:
-            gan.eval()
-            callback(offset + step, gan, history)
-            gan.train()
-    gan.eval()
-    if callback is not None and step >= 0:
-        callback(offset + step, gan, history)
-    history.meta["train_seconds"] = history.meta.get("train_seconds", 0.0) + time.perf_counter() - start
-    history.meta["steps"] = offset + step + 1
-    return history
+            run_callback(callback, offset + step, gan, history)
+    return finish(gan, history, callback, offset, step, start)
 
 
 class Snapshots:

@@ -211,9 +211,21 @@ def fit(
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4g}")
         if callback is not None and step % every == 0 and step > 0:
-            model.eval()
-            callback(offset + step, model, history)
-            model.train()
+            run_callback(callback, offset + step, model, history)
+    return finish(model, history, callback, offset, step, start)
+
+
+def run_callback(callback: Callable, step: int, model: nn.Module, history: History) -> None:
+    """Call ``callback(step, model, history)`` in eval mode (snapshots, evaluations), then resume training."""
+    model.eval()
+    callback(step, model, history)
+    model.train()
+
+
+def finish(
+    model: nn.Module, history: History, callback: Callable | None, offset: int, step: int, start: float
+) -> History:
+    """End a training loop: eval mode, the final callback, and the time and step count in ``history.meta``."""
     model.eval()
     if callback is not None and step >= 0:
         callback(offset + step, model, history)
