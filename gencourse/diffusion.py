@@ -128,21 +128,32 @@ def drop_labels(y: torch.Tensor | None, p_uncond: float, num_classes: int | None
 
 
 def ddpm_loss(
-    net: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, y: torch.Tensor | None = None, p_uncond: float = 0.0
+    net: nn.Module,
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    y: torch.Tensor | None = None,
+    p_uncond: float = 0.0,
+    min_snr: float | None = None,
 ) -> torch.Tensor:
     """The simplified DDPM objective (Ho et al. 2020, Eq. 14):
 
         L_simple = E_{t ~ U{0..T-1}, eps ~ N(0, I)} || eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t) ||^2
 
     averaged over the batch and the data dimensions (a scalar). With labels ``y``, each is dropped with
-    probability ``p_uncond`` (see :func:`drop_labels`).
+    probability ``p_uncond`` (see :func:`drop_labels`). ``min_snr = gamma`` weights step t by
+    min(SNR(t), gamma) / SNR(t) (Hang et al. 2023): the nearly noise-free steps, whose noise is hard to
+    see and matters little for samples, stop dominating the loss, and training converges faster.
     """
     t = torch.randint(0, schedule.T, (len(x0),))
     noise = torch.randn_like(x0)
     x_t = q_sample(x0, t, noise, schedule)
     y = drop_labels(y, p_uncond, getattr(net, "num_classes", None))
     eps = net(x_t, (t.float() / schedule.T).to(x0.device), y)
-    return (eps - noise).pow(2).mean()
+    error = (eps - noise).pow(2)
+    if min_snr is None:
+        return error.mean()
+    snr = schedule.snr()[t]
+    return (_per_example(snr.clamp(max=min_snr) / snr, error) * error).mean()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +418,8 @@ class Diffusion(nn.Module):
     """A DDPM: the noise predictor ``net`` eps_theta(x_t, t, y), a :class:`NoiseSchedule` and the shape of
     one example (``(2,)`` for toy points, ``(1, 28, 28)`` for MNIST in [-1, 1]).
 
-    ``loss(x0, y)`` is :func:`ddpm_loss` (labels dropped with probability ``p_uncond`` for guidance);
+    ``loss(x0, y)`` is :func:`ddpm_loss` (labels dropped with probability ``p_uncond`` for guidance,
+    ``min_snr`` weighting);
     ``sample(n, ...)`` is :func:`sample` (DDPM over all T steps, or DDIM with ``steps``). ``clip`` clips
     the predicted x0 while sampling (1.0 for images in [-1, 1]).
     """
@@ -419,17 +431,18 @@ class Diffusion(nn.Module):
         shape: tuple[int, ...],
         clip: float | None = None,
         p_uncond: float = 0.0,
+        min_snr: float | None = None,
     ):
         super().__init__()
         self.net, self.schedule, self.shape = net, schedule, tuple(shape)
-        self.clip, self.p_uncond = clip, p_uncond
+        self.clip, self.p_uncond, self.min_snr = clip, p_uncond, min_snr
 
     @property
     def num_classes(self) -> int | None:
         return getattr(self.net, "num_classes", None)
 
     def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return ddpm_loss(self.net, x0, self.schedule, y if self.num_classes else None, self.p_uncond)
+        return ddpm_loss(self.net, x0, self.schedule, y if self.num_classes else None, self.p_uncond, self.min_snr)
 
     def sample(
         self,
@@ -510,14 +523,18 @@ def train_with_ema(model: nn.Module, loss_fn: Callable, data, config: dict, desc
 
 
 def _mnist_config(p, **extra) -> dict:
-    """The pixel-space MNIST diffusion models' configuration, scaled by the profile."""
+    """The pixel-space MNIST diffusion models' configuration, scaled by the profile. On a CPU the U-Net
+    works on 2x2 patches (14x14 and 7x7 maps, twice the channels for the cost of 28x28 ones) and the loss
+    uses min-SNR weighting: both measured to give better samples in the same training time."""
     return dict(
         T=p.pick(smoke=100, lecture=1000, full=1000),
         schedule="linear",
-        ch=p.pick(smoke=8, lecture=16, full=64),
-        ch_mult=p.pick(smoke=(1, 2), lecture=(1, 2, 2), full=(1, 2, 2)),
+        patch=p.pick(smoke=2, lecture=2, full=1),
+        ch=p.pick(smoke=8, lecture=32, full=64),
+        ch_mult=p.pick(smoke=(1, 2), lecture=(1, 2), full=(1, 2, 2)),
         blocks=p.pick(smoke=1, lecture=1, full=2),
-        steps=p.pick(smoke=30, lecture=2500, full=40_000),
+        min_snr=5.0,
+        steps=p.pick(smoke=30, lecture=3000, full=40_000),
         batch_size=p.pick(smoke=32, lecture=64, full=128),
         lr=p.pick(smoke=2e-3, lecture=2e-3, full=5e-4),
         ema=p.pick(smoke=0.9, lecture=0.999, full=0.9999),
@@ -531,10 +548,16 @@ def train_mnist_diffusion(name: str, config: dict):
     of ``config`` (``num_classes`` and ``p_uncond`` make it class-conditional for guidance)."""
 
     def build():
-        net = UNet(1, config["ch"], config["ch_mult"], config["blocks"], num_classes=config.get("num_classes"))
-        return Diffusion(
-            net, NoiseSchedule(config["T"], config["schedule"]), (1, 28, 28), 1.0, config.get("p_uncond", 0)
+        net = UNet(
+            1,
+            config["ch"],
+            config["ch_mult"],
+            config["blocks"],
+            num_classes=config.get("num_classes"),
+            patch=config["patch"],
         )
+        schedule = NoiseSchedule(config["T"], config["schedule"])
+        return Diffusion(net, schedule, (1, 28, 28), 1.0, config.get("p_uncond", 0.0), config["min_snr"])
 
     def train(model):
         data = mnist(train=True).loader(config["batch_size"], scale="symmetric", n=config["n_train"])

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gencourse.config import profile
-from gencourse.data import toy2d, toy2d_modes
-from gencourse.metrics import mode_metrics
+from gencourse.data import from_symmetric, mnist, toy2d, toy2d_modes
+from gencourse.metrics import evaluate_samples, mode_metrics
 from gencourse.nn import MLP, ConvDecoder, ConvEncoder
 from gencourse.train import (
     History,
@@ -318,6 +318,7 @@ def train_gan(
     betas: tuple[float, float] = (0.5, 0.999),
     n_critic: int = 1,
     gp_weight: float = 0.0,
+    r1_weight: float = 0.0,
     lr_schedule: Callable[[int], float] | None = None,
     history: History | None = None,
     callback: Callable | None = None,
@@ -352,9 +353,14 @@ def train_gan(
         # One G forward serves both players: detached for D's update, attached for G's.
         with torch.set_grad_enabled(update_g):
             fake = G(gan.sample_latent(len(real)), labels)
+        real = real.requires_grad_(bool(r1_weight))
         real_logits, fake_logits = D(real, labels), D(fake.detach(), labels)
         loss_d = discriminator_loss(real_logits, fake_logits, kind)
         logged = {"real_logit": real_logits.mean(), "fake_logit": fake_logits.mean()}
+        if r1_weight:
+            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            logged["r1"] = grad.flatten(1).square().sum(1).mean()
+            loss_d = loss_d + r1_weight / 2 * logged["r1"]
         if gp_weight:
             logged["gp"] = gradient_penalty(D, real, fake, labels)
             loss_d = loss_d + gp_weight * logged["gp"]
@@ -405,6 +411,19 @@ class Snapshots:
 # ---------------------------------------------------------------------------------------------
 # The course's trained models (notebooks 02 and 03, benchmarks/gan.py)
 # ---------------------------------------------------------------------------------------------
+
+
+def _timed(callback: Callable) -> Callable:
+    """``callback`` that also adds the time it takes to ``history.meta["eval_seconds"]``, so that
+    evaluations during training can be told apart from training time."""
+
+    def timed(step, gan, history):
+        start = time.perf_counter()
+        callback(step, gan, history)
+        history.meta["eval_seconds"] = history.meta.get("eval_seconds", 0.0) + time.perf_counter() - start
+
+    return timed
+
 
 TOY_DATASETS = ("ring8", "grid25")
 TOY_VARIANTS = {"gan": 1, "pacgan": 4}  # variant -> how many samples the discriminator judges at once
@@ -458,7 +477,7 @@ def toy_gan(dataset: str = "ring8", variant: str = "pacgan"):
             lr=config["lr"],
             betas=tuple(config["betas"]),
             lr_schedule=lambda step: 1 - step / steps,
-            callback=track,
+            callback=_timed(track),
             every=max(1, steps // 20),
             desc=f"{variant} on {dataset}",
         )
@@ -479,9 +498,6 @@ def _mnist_gan(name: str, *, conditional: bool, kind: str, spectral_norm: bool):
     """A DCGAN-style GAN on MNIST (images in [-1, 1]), trained through ``load_or_train``; the judge's
     scores of 1000 samples (``fid``, ``confident``, ``inception_score``, ``precision``, ``recall``)
     are tracked in the history during training."""
-    from gencourse.data import from_symmetric, mnist
-    from gencourse.metrics import evaluate_samples
-
     steps = profile().pick(smoke=20, lecture=3000, full=20000)
     config = {
         "steps": steps,
@@ -527,7 +543,7 @@ def _mnist_gan(name: str, *, conditional: bool, kind: str, spectral_norm: bool):
             lr=config["lr"],
             betas=tuple(config["betas"]),
             lr_schedule=lambda step: 1 - step / steps,
-            callback=track,
+            callback=_timed(track),
             every=max(1, steps // config["evaluations"]),
             desc=name,
         )

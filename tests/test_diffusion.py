@@ -245,3 +245,24 @@ def test_ddim_inversion_round_trips_with_the_oracle():
     assert latent.shape == x0.shape
     back = D.sample(Oracle(x0, s), x0.shape, s, steps=50, x_T=latent)
     assert torch.allclose(back, x0, atol=1e-4)
+
+
+def test_min_snr_weighting_down_weights_only_the_nearly_noise_free_steps():
+    s = D.NoiseSchedule(100)
+    x0 = torch.randn(4096, 2)
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, t, y=None):
+            return torch.zeros_like(x)
+
+    torch.manual_seed(0)
+    plain = D.ddpm_loss(Zero(), x0, s)
+    torch.manual_seed(0)
+    weighted = D.ddpm_loss(Zero(), x0, s, min_snr=5.0)
+    torch.manual_seed(0)
+    t = torch.randint(0, s.T, (len(x0),))
+    snr = s.snr()[t]
+    assert plain.item() == pytest.approx(1.0, abs=0.03)  # predicting 0 costs E||eps||^2 = 1 per dimension
+    assert weighted.item() == pytest.approx((snr.clamp(max=5.0) / snr).mean().item(), rel=0.05)
+    torch.manual_seed(0)
+    assert D.ddpm_loss(Zero(), x0, s, min_snr=1e9).item() == pytest.approx(plain.item(), rel=1e-6)

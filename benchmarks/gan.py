@@ -1,0 +1,155 @@
+"""Measure the course's GANs (notebooks 02 and 03) and record the figures in the benchmark results.
+
+    python -m benchmarks.gan --profile lecture              # the models as cached (trained if missing)
+    python -m benchmarks.gan --profile lecture --retrain    # train afresh: measures the training time
+    python -m benchmarks.gan --profile lecture --only toy2d # just the 2D mixtures (or: mnist)
+
+Uses the very models the notebooks use (``gencourse.gan.toy_gan`` and the ``@course_model`` functions
+``dcgan_mnist``, ``conditional_gan_mnist``, ``sngan_mnist``). Reports:
+
+- 2D mixtures (notebook 02, section 5): for ring8 and grid25, the plain GAN and PacGAN4 trained with the
+  same networks and budget: modes covered and share of high-quality samples
+  (``gencourse.metrics.mode_metrics``: 2500 samples, within 3 std of a mode centre, a mode covered when
+  at least one high-quality sample is nearest to it), as the mean and range over ``--draws`` draws of
+  2500 samples; and the training time.
+- MNIST (notebook 03): the judge's scores of ``--n-samples`` samples (FID in the judge's feature space,
+  Inception Score, precision, recall, confident share, digits present), the conditional GAN's accuracy
+  at drawing the requested digit, the training time without the judge's evaluations during training,
+  and the sampling time.
+
+Targets: ring8 with the remedy 8/8 modes and >= 90% high quality; grid25 >= 24/25 and >= 90%; the
+DCGAN in the lecture profile trained in <= 5 minutes with >= 80% confident samples and all 10 digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+
+def toy2d(draws: int) -> dict:
+    import torch
+
+    from gencourse import data, gan, metrics, seed_everything
+
+    rows = {}
+    for dataset in gan.TOY_DATASETS:
+        for variant in gan.TOY_VARIANTS:
+            model, history = gan.toy_gan(dataset, variant)
+            scores = []
+            for seed in range(draws):
+                seed_everything(seed)
+                scores.append(metrics.mode_metrics(model.sample(2500), data.toy2d_modes(dataset)))
+            modes = torch.tensor([s["modes"] for s in scores], dtype=torch.float)
+            quality = torch.tensor([s["high_quality"] for s in scores])
+            label = f"{dataset} {'GAN' if variant == 'gan' else f'PacGAN{gan.TOY_VARIANTS[variant]}'}"
+            rows[label] = {
+                "train_s": round(history.meta["train_seconds"] - history.meta.get("eval_seconds", 0.0), 1),
+                "steps": history.meta["steps"],
+                "modes": modes.mean().item(),
+                "modes_min": int(modes.min()),
+                "num_modes": scores[0]["num_modes"],
+                "high_quality": quality.mean().item(),
+                "high_quality_min": quality.min().item(),
+                "kl_uniform": sum(s["kl_uniform"] for s in scores) / draws,
+            }
+            r = rows[label]
+            print(
+                f"{label:16} modes {r['modes']:.2f}/{r['num_modes']} (min {r['modes_min']}), high quality "
+                f"{r['high_quality']:.1%} (min {r['high_quality_min']:.1%}), {r['train_s']:.0f} s of training",
+                flush=True,
+            )
+    return rows
+
+
+def mnist(n_samples: int) -> dict:
+    import torch
+
+    from gencourse import data, gan, metrics, seed_everything
+
+    rows = {}
+    for fn in (gan.dcgan_mnist, gan.conditional_gan_mnist, gan.sngan_mnist):
+        model, history = fn()
+        seed_everything(0)
+        start = time.perf_counter()
+        samples = data.from_symmetric(model.sample(n_samples))
+        sample_s = time.perf_counter() - start
+        scores = metrics.evaluate_samples(samples)
+        row = {
+            "train_s": round(history.meta["train_seconds"] - history.meta.get("eval_seconds", 0.0), 1),
+            "steps": history.meta["steps"],
+            "sample_s_per_1000": sample_s * 1000 / n_samples,
+            "n_samples": n_samples,
+            **{k: scores[k] for k in ("fid", "inception_score", "precision", "recall", "confident")},
+            "classes_present": scores["classes_present"],
+            "cached": "loaded_from" in history.meta,
+        }
+        if model.num_classes:
+            asked = torch.arange(n_samples) % 10
+            seed_everything(1)
+            predicted = metrics.judge().predict(data.from_symmetric(model.sample(n_samples, labels=asked)))
+            row["label_accuracy"] = (predicted == asked).float().mean().item()
+        rows[fn.course_model_name] = row
+        print(
+            f"{fn.course_model_name:22} FID {row['fid']:.2f}  IS {row['inception_score']:.2f}  precision "
+            f"{row['precision']:.3f}  recall {row['recall']:.3f}  confident {row['confident']:.1%}  digits "
+            f"{row['classes_present']}/10  train {row['train_s']:.0f} s ({row['steps']} steps)"
+            + (f"  label accuracy {row['label_accuracy']:.1%}" if "label_accuracy" in row else ""),
+            flush=True,
+        )
+    return rows
+
+
+def targets(toy: dict, images: dict) -> list[str]:
+    """One line per target: met or not, with the measured figure."""
+    lines = []
+    if toy:
+        ring, grid = toy["ring8 PacGAN4"], toy["grid25 PacGAN4"]
+        lines.append(
+            f"ring8 PacGAN4: {ring['modes_min']}/8 modes (>= 8), {ring['high_quality_min']:.1%} high quality "
+            f"(>= 90%): {'met' if ring['modes_min'] == 8 and ring['high_quality_min'] >= 0.9 else 'NOT met'}"
+        )
+        lines.append(
+            f"grid25 PacGAN4: {grid['modes_min']}/25 modes (>= 24), {grid['high_quality_min']:.1%} high quality "
+            f"(>= 90%): {'met' if grid['modes_min'] >= 24 and grid['high_quality_min'] >= 0.9 else 'NOT met'}"
+        )
+    if images:
+        d = images["gan_dcgan_mnist"]
+        met = d["train_s"] <= 300 and d["confident"] >= 0.8 and d["classes_present"] == 10
+        lines.append(
+            f"DCGAN: {d['train_s']:.0f} s of training (<= 300), {d['confident']:.1%} confident (>= 80%), "
+            f"{d['classes_present']}/10 digits, judge FID {d['fid']:.2f}: {'met' if met else 'NOT met'}"
+        )
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=["smoke", "lecture", "full"], required=True)
+    parser.add_argument("--only", choices=["toy2d", "mnist"], default=None)
+    parser.add_argument("--draws", type=int, default=5, help="draws of 2500 samples per 2D model (default 5)")
+    parser.add_argument("--n-samples", type=int, default=None, help="MNIST samples for the judge (default 10000)")
+    parser.add_argument("--retrain", action="store_true", help="ignore the model cache (measures training time)")
+    args = parser.parse_args(argv)
+    os.environ["GENCOURSE_PROFILE"] = args.profile
+    if args.retrain:
+        os.environ["GENCOURSE_RETRAIN"] = "1"
+
+    from benchmarks import results
+    from gencourse import profile
+
+    n_samples = args.n_samples or profile().pick(smoke=500, lecture=10000, full=10000)
+    toy, images = {}, {}
+    if args.only in (None, "toy2d"):
+        toy = toy2d(args.draws)
+        results.save(args.profile, "toy2d", toy)
+    if args.only in (None, "mnist"):
+        images = mnist(n_samples)
+        results.save(args.profile, "models", images)
+    print("\n".join(["", "targets:", *targets(toy, images)]))
+    print(f"written to {results.path(args.profile)} and {results.HERE / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
