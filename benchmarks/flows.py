@@ -13,6 +13,7 @@ numbers are the notebook's numbers. Training time is only measured when the cach
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 
@@ -46,7 +47,7 @@ def toy2d_results() -> list[dict]:
 
 
 def mnist_results(judge: bool) -> dict:
-    from gencourse import data, flows
+    from gencourse import data, flows, profile
 
     flow, history = flows.mnist_flow()
     test = data.mnist(train=False).tensors("uint8")[0]
@@ -67,12 +68,12 @@ def mnist_results(judge: bool) -> dict:
     if row["train_seconds"]:
         row["train_steps_per_second"] = row["train_steps"] / row["train_seconds"]
     if judge:
-        row.update(judge_results(flow))
+        row.update(judge_results(flow, profile().pick(smoke=200, lecture=10000, full=10000)))
     return row
 
 
-def judge_results(flow) -> dict:
-    """Judge scores of 1000 samples per temperature, when ``gencourse.metrics`` is available."""
+def judge_results(flow, n: int) -> dict:
+    """Judge scores of ``n`` samples per temperature, when ``gencourse.metrics`` is available."""
     try:
         from gencourse import metrics
     except ImportError:
@@ -80,9 +81,13 @@ def judge_results(flow) -> dict:
     out = {}
     for temperature in (1.0, 0.7):
         torch.manual_seed(0)
-        samples = torch.cat([flow.sample(250, temperature=temperature) for _ in range(4)]).clamp(0, 1).cpu()
+        start = time.perf_counter()
+        samples = torch.cat([flow.sample(min(250, n - i), temperature=temperature) for i in range(0, n, 250)])
+        samples = samples.clamp(0, 1).cpu()
+        seconds = time.perf_counter() - start
         scores = metrics.evaluate_samples(samples)
         out[f"judge_T{temperature}"] = {k: v for k, v in scores.items() if k != "class_counts"}
+        out[f"judge_T{temperature}"]["sample_s_per_1000"] = round(1000 * seconds / n, 3)
     return out
 
 
@@ -126,12 +131,12 @@ def candidate_throughput(batch_size: int = 64, repeats: int = 5) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=["smoke", "lecture", "full"], default=None)
     parser.add_argument("--candidates", action="store_true", help="also time candidate MNIST architectures")
     parser.add_argument("--no-judge", action="store_true", help="skip the judge scores of samples")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.profile:
         os.environ["GENCOURSE_PROFILE"] = args.profile
     import gencourse
@@ -201,11 +206,18 @@ def save(profile: str, results: dict) -> None:
         "n_test": mnist["test_images"],
         "parameters": mnist["parameters"],
     }
+    row["nll_nats"] = round(mnist["test_bpd"] * 784 * math.log(2), 1)
+    rows = {"flow_mnist": row}
     for key, scores in mnist.items():
-        if key.startswith("judge_") and isinstance(scores, dict):
-            suffix = key.removeprefix("judge_")
-            row.update({f"{name}_{suffix}": value for name, value in scores.items() if name != "n"})
-    store.save(profile, "models", {"flow_mnist": row})
+        if key.startswith("judge_T") and isinstance(scores, dict):
+            temperature = key.removeprefix("judge_T")
+            sample_row = {name: value for name, value in scores.items() if name != "n"}
+            sample_row["n_samples"] = scores["n"]
+            if temperature == "1.0":
+                row.update(sample_row)
+            else:
+                rows[f"flow_mnist (temperature {temperature})"] = sample_row
+    store.save(profile, "models", rows)
     print(f"written to {store.path(profile)}")
 
 

@@ -1,7 +1,7 @@
 """Time every notebook end to end in a profile and record the times in the benchmark results.
 
     python -m benchmarks.notebooks --profile smoke
-    python -m benchmarks.notebooks --profile lecture [--cold] [--only 04 05]
+    python -m benchmarks.notebooks --profile lecture [--cold] [--only 04 05] [--save build/executed]
 
 Each notebook runs in a fresh kernel from the notebooks/ folder, exactly as a student would run it.
 ``--cold`` starts from an empty model cache (the first run of the course); by default the cache in
@@ -24,14 +24,20 @@ from benchmarks import results
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def run_notebook(path: Path, timeout: int = 3600) -> float:
-    """Execute ``path`` in a fresh kernel (environment inherited) and return the wall time in seconds."""
+def run_notebook(path: Path, timeout: int = 3600, save: Path | None = None) -> float:
+    """Execute ``path`` in a fresh kernel (environment inherited) and return the wall time in seconds;
+    with ``save``, also write the executed notebook (with its outputs) into that folder."""
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     start = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        if save is not None:
+            save.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, save / path.name)
     return time.perf_counter() - start
 
 
@@ -40,6 +46,7 @@ def main(argv=None):
     parser.add_argument("--profile", choices=["smoke", "lecture", "full"], required=True)
     parser.add_argument("--cold", action="store_true", help="start from an empty model cache")
     parser.add_argument("--only", nargs="*", default=None, help="notebook number prefixes, e.g. 01 04")
+    parser.add_argument("--save", type=Path, default=None, help="also write the executed notebooks here")
     args = parser.parse_args(argv)
     os.environ["GENCOURSE_PROFILE"] = args.profile
     if args.cold:
@@ -52,7 +59,7 @@ def main(argv=None):
     times = {}
     for p in paths:
         print(f"running {p.name} in the {args.profile} profile ...", flush=True)
-        seconds = run_notebook(p)
+        seconds = run_notebook(p, save=args.save)
         times[p.stem] = {"seconds": round(seconds, 1), "cache": "cold" if args.cold else "as found"}
         print(f"  {seconds:.1f} s", flush=True)
         results.save(args.profile, "notebooks", {p.stem: times[p.stem]})

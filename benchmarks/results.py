@@ -60,6 +60,8 @@ def save(profile: str, section: str, data) -> Path:
     results.setdefault("date", {})[section] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path(profile).write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     render()
+    if profile != "smoke":  # the README shows the lecture (CPU) and full (GPU) results
+        render_readme()
     return path(profile)
 
 
@@ -128,3 +130,78 @@ COLUMN_ORDER = {
         ]
     )
 }
+
+
+README = HERE.parent / "README.md"
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+SUMMARY = [  # (column title, key, digits) of the README's compact table
+    ("training", "train_s", None),
+    ("s per 1000 samples", "sample_s_per_1000", 3),
+    ("samples judged", "n_samples", None),
+    ("FID", "fid", 3),
+    ("IS", "inception_score", 3),
+    ("precision", "precision", 2),
+    ("recall", "recall", 2),
+    ("confident", "confident", 2),
+    ("digits", "classes_present", None),
+    ("test NLL (nats)", "nll_nats", 4),
+    ("bits/dim", "bits_per_dim", 3),
+]
+
+
+def _duration(seconds) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def readme_block(profile: str) -> list[str]:
+    """The compact results tables of one profile, as Markdown lines (empty when it has no results)."""
+    results = load(profile)
+    lines = []
+    if "models" in results:
+        mach = results["machine"]["models"]
+        lines += [
+            f"**Image models, `{profile}` profile** ({mach['device']}: {mach['cpu']}, {mach['cores']} cores, "
+            f"torch {mach['torch']}, {results['date']['models'][:10]}):",
+            "",
+            "| model | " + " | ".join(title for title, _, _ in SUMMARY) + " |",
+            "| --- |" + " ---: |" * len(SUMMARY),
+        ]
+        for name, row in results["models"].items():
+            cells = [
+                _duration(row.get(key)) if key == "train_s" else _fmt(row.get(key), digits or 3)
+                for _, key, digits in SUMMARY
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if "toy2d" in results:
+        rows = {k: v for k, v in results["toy2d"].items() if "num_modes" in v}
+        if rows:
+            lines += [
+                f"**2D GANs, `{profile}` profile** (mean over 5 draws of 2500 samples; min in brackets):",
+                "",
+                "| data, model | modes covered | high-quality samples | training |",
+                "| --- | ---: | ---: | ---: |",
+            ]
+            for name, r in rows.items():
+                lines.append(
+                    f"| {name} | {r['modes']:.1f}/{r['num_modes']} ({r['modes_min']}) | "
+                    f"{r['high_quality']:.1%} ({r['high_quality_min']:.1%}) | {_duration(r.get('train_s'))} |"
+                )
+            lines.append("")
+    return lines
+
+
+def render_readme() -> bool:
+    """Replace the README's block between the results markers with the current tables; True if written."""
+    if not README.exists():
+        return False
+    text = README.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    block = [README_START, "", *[line for p in ("lecture", "full") for line in readme_block(p)], README_END]
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    README.write_text(head + "\n".join(block) + tail)
+    return True

@@ -82,7 +82,8 @@ class MLPGenerator(nn.Module):
     ``num_classes`` is given (a label embedding is concatenated to z).
 
     ``batch_norm`` puts batch normalization after each hidden linear layer, as the DCGAN and PacGAN
-    generators do: on the 2D mixtures it lets the generator pull its samples much closer to the modes.
+    generators do. On the 2D mixtures it costs precision: each sample then depends on the rest of its
+    batch, and the samples stay blurred around the modes (see :func:`toy_gan`).
     """
 
     def __init__(
@@ -433,15 +434,20 @@ def toy_gan(dataset: str = "ring8", variant: str = "pacgan"):
     """A GAN trained on a 2D mixture (``ring8`` or ``grid25``): ``(GAN, History)``, cached.
 
     ``variant`` is ``gan`` (the plain non-saturating GAN) or ``pacgan`` (the same networks and budget,
-    with a discriminator that judges packs of 4 samples). Both: generator 2 -> 3 x 256 (batch norm,
-    ReLU) -> 2, discriminator 3 x 256 (leaky ReLU), batches of 256, Adam (2e-4, betas 0.5, 0.999) with
-    the learning rates decayed linearly to 0. The history also tracks ``modes`` and ``high_quality``
+    with a discriminator that judges packs of 4 samples). Both: generator 2 -> 3 x 256 (ReLU) -> 2,
+    discriminator 3 x 256 (leaky ReLU), batches of 256, Adam (1e-3, betas 0.5, 0.999) with the learning
+    rates decayed linearly to 0. The history also tracks ``modes`` and ``high_quality``
     (:func:`gencourse.metrics.mode_metrics` on 2500 samples) during training.
+
+    Measured while choosing this setup (plain GAN on grid25, 2500 samples): batch norm in the generator
+    (the DCGAN recipe) caps the high-quality share at 30% (lr 2e-4, 3000 steps) or 73% (lr 1e-3, 6000
+    steps), against 80% and 94% without it for two seeds; the decay to 0 lets the samples settle on the
+    modes instead of orbiting them. How many grid25 modes survive varies with the seed (17/25 and 25/25).
     """
 
     if dataset not in TOY_DATASETS or variant not in TOY_VARIANTS:
         raise ValueError(f"toy_gan knows datasets {TOY_DATASETS} and variants {tuple(TOY_VARIANTS)}")
-    steps = profile().pick(smoke=60, lecture=3000, full=10000)
+    steps = profile().pick(smoke=60, lecture=6000, full=20000)
     config = {
         "dataset": dataset,
         "pack": TOY_VARIANTS[variant],
@@ -450,7 +456,8 @@ def toy_gan(dataset: str = "ring8", variant: str = "pacgan"):
         "batch_size": 256,
         "hidden": [256, 256, 256],
         "latent_dim": 2,
-        "lr": 2e-4,
+        "batch_norm": False,
+        "lr": 1e-3,
         "betas": [0.5, 0.999],
         "lr_schedule": "linear to 0",
         "n_eval": 2500,
@@ -458,7 +465,7 @@ def toy_gan(dataset: str = "ring8", variant: str = "pacgan"):
 
     def build():
         return GAN(
-            MLPGenerator(2, 2, config["hidden"], batch_norm=True),
+            MLPGenerator(2, 2, config["hidden"], batch_norm=config["batch_norm"]),
             MLPDiscriminator(2, config["hidden"], pack=config["pack"]),
         )
 

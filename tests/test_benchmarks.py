@@ -1,0 +1,44 @@
+"""The benchmark command runs end to end (smoke profile) and writes its table, JSON and figure."""
+
+import json
+
+import pytest
+
+from benchmarks import __main__ as bench
+from benchmarks import results
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "HERE", tmp_path)
+    monkeypatch.setenv("GENCOURSE_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_benchmarks_smoke_run_writes_every_family_and_a_figure(results_dir):
+    bench.main(["--profile", "smoke"])
+    saved = json.loads((results_dir / "results-smoke.json").read_text())
+    assert saved["profile"] == "smoke"
+    models = saved["models"]
+    for name in ("gan_dcgan_mnist", "gan_conditional_mnist", "vae_mnist", "flow_mnist", "latent_diffusion_mnist (DDIM 50)"):
+        assert name in models, f"{name} missing from {sorted(models)}"
+    assert any(name.startswith("ddpm_mnist (DDPM") for name in models)
+    for row in (models["gan_dcgan_mnist"], models["vae_mnist"], models["flow_mnist"]):
+        assert row["fid"] >= 0 and 0 <= row["confident"] <= 1 and 1 <= row["classes_present"] <= 10
+        assert row["sample_s_per_1000"] > 0
+    assert models["vae_mnist"]["nll_nats"] > 0 and models["flow_mnist"]["bits_per_dim"] > 0
+    toy = saved["toy2d"]
+    assert {"ring8 GAN", "ring8 PacGAN4", "grid25 GAN", "grid25 PacGAN4"} <= set(toy)
+    assert all(0 <= toy[k]["modes"] <= toy[k]["num_modes"] for k in ("ring8 GAN", "grid25 GAN"))
+    for section in ("models", "toy2d"):
+        assert saved["machine"][section]["torch"] and saved["date"][section]
+    table = (results_dir / "results.md").read_text()
+    assert "## Profile `smoke`" in table and "| gan_dcgan_mnist |" in table
+    figure = results_dir / "samples-smoke.png"
+    assert figure.stat().st_size > 10_000  # six panels of digits, not an empty canvas
+
+
+def test_benchmarks_reject_an_unknown_family(results_dir, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--profile", "smoke", "--only", "gans"])
+    assert "invalid choice: 'gans'" in capsys.readouterr().err
