@@ -36,8 +36,14 @@ def timed_samples(model, n: int, batch: int, seed: int, symmetric: bool = True, 
     from gencourse import data
 
     generator = torch.Generator().manual_seed(seed)
+    y = kwargs.pop("y", None)  # labels of all n samples: each batch takes its own
+    if y is not None and len(y) != n:
+        raise ValueError(f"y must hold one label per sample: {len(y)} labels for {n} samples")
     start = time.perf_counter()
-    parts = [model.sample(min(batch, n - i), generator=generator, **kwargs) for i in range(0, n, batch)]
+    parts = [
+        model.sample(min(batch, n - i), generator=generator, **kwargs, **({} if y is None else {"y": y[i : i + batch]}))
+        for i in range(0, n, batch)
+    ]
     seconds = time.perf_counter() - start
     x = torch.cat(parts)
     return (data.from_symmetric(x) if symmetric else x.clamp(0, 1)), seconds
@@ -109,6 +115,8 @@ def main(argv=None):
             ddim, ddim_s, n_ddpm, **common, speedup_vs_ddpm=round(speedup, 1), fid_ratio_vs_ddpm=round(fid_ratio, 3)
         )
 
+    results.save(args.profile, "models", rows)  # each section is kept even if a later one fails
+    rows = {}
     guided, guided_history = diffusion.mnist_ddpm_guided()
     judge = metrics.judge()
     per_class = max(1, n_ddpm // 10)
@@ -129,6 +137,8 @@ def main(argv=None):
             train_s=round(guided_history.meta["train_seconds"], 1),
         )
 
+    results.save(args.profile, "models", rows)
+    rows = {}
     latent, latent_history = diffusion.mnist_latent_diffusion()
     x, seconds = timed_samples(latent, n, args.batch, seed=2, symmetric=False, steps=50, eta=1.0)
     scores = metrics.evaluate_samples(x)

@@ -60,7 +60,11 @@ def main(argv=None):
     for p in paths:
         print(f"running {p.name} in the {args.profile} profile ...", flush=True)
         seconds = run_notebook(p, save=args.save)
-        times[p.stem] = {"seconds": round(seconds, 1), "cache": "cold" if args.cold else "as found"}
+        times[p.stem] = {
+            "seconds": round(seconds, 1),
+            "cache": "cold" if args.cold else "as found",
+            "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
+        }
         print(f"  {seconds:.1f} s", flush=True)
         results.save(args.profile, "notebooks", {p.stem: times[p.stem]})
     print(f"written to {results.path(args.profile)} and {results.HERE / 'results.md'}")
