@@ -20,7 +20,13 @@ def test_benchmarks_smoke_run_writes_every_family_and_a_figure(results_dir):
     saved = json.loads((results_dir / "results-smoke.json").read_text())
     assert saved["profile"] == "smoke"
     models = saved["models"]
-    for name in ("gan_dcgan_mnist", "gan_conditional_mnist", "vae_mnist", "flow_mnist", "latent_diffusion_mnist (DDIM 50)"):
+    for name in (
+        "gan_dcgan_mnist",
+        "gan_conditional_mnist",
+        "vae_mnist",
+        "flow_mnist",
+        "latent_diffusion_mnist (DDIM 50)",
+    ):
         assert name in models, f"{name} missing from {sorted(models)}"
     assert any(name.startswith("ddpm_mnist (DDPM") for name in models)
     for row in (models["gan_dcgan_mnist"], models["vae_mnist"], models["flow_mnist"]):
