@@ -48,8 +48,8 @@ def sample_figure(profile: str, n: int = 40):
         ("DDPM (50-step DDIM)", lambda: symmetric(diffusion.mnist_ddpm()[0].sample(n, steps=50, eta=1.0))),
         ("latent diffusion", lambda: diffusion.mnist_latent_diffusion()[0].sample(n, steps=50, eta=1.0)),
     ]
-    fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families), 3.2))
-    for ax, (name, draw) in zip(axes, families):
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.4))
+    for ax, (name, draw) in zip(axes.flat, families):
         seed_everything(0)
         with torch.no_grad():
             plot.image_grid(draw().cpu(), nrow=8, ax=ax, title=name)
