@@ -22,8 +22,9 @@ feature space, Inception Score, precision, recall, confident fraction, digits pr
 from __future__ import annotations
 
 import argparse
-import os
 import time
+
+from benchmarks import results
 
 SCORES = ("fid", "inception_score", "precision", "recall", "confident", "classes_present")
 
@@ -60,19 +61,13 @@ def row(scores: dict, seconds: float, n: int, **extra) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=["smoke", "lecture", "full"], required=True)
     parser.add_argument("--n-samples", type=int, default=None, help="DDIM samples to judge (default 10000)")
     parser.add_argument("--n-ddpm", type=int, default=None, help="samples for DDPM vs DDIM (default 1000)")
     parser.add_argument("--batch", type=int, default=500, help="samples drawn at once")
-    parser.add_argument("--retrain", action="store_true", help="ignore the model cache (measures training time)")
-    args = parser.parse_args(argv)
-    os.environ["GENCOURSE_PROFILE"] = args.profile
-    if args.retrain:
-        os.environ["GENCOURSE_RETRAIN"] = "1"
+    args = results.parse_args(parser, argv)
 
     import torch
 
-    from benchmarks import results
     from gencourse import diffusion, metrics, profile
 
     p = profile()

@@ -24,8 +24,9 @@ DCGAN in the lecture profile trained in <= 5 minutes with >= 80% confident sampl
 from __future__ import annotations
 
 import argparse
-import os
 import time
+
+from benchmarks import results
 
 
 def toy2d(draws: int) -> dict:
@@ -126,17 +127,11 @@ def targets(toy: dict, images: dict) -> list[str]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=["smoke", "lecture", "full"], required=True)
     parser.add_argument("--only", choices=["toy2d", "mnist"], default=None)
     parser.add_argument("--draws", type=int, default=5, help="draws of 2500 samples per 2D model (default 5)")
     parser.add_argument("--n-samples", type=int, default=None, help="MNIST samples for the judge (default 10000)")
-    parser.add_argument("--retrain", action="store_true", help="ignore the model cache (measures training time)")
-    args = parser.parse_args(argv)
-    os.environ["GENCOURSE_PROFILE"] = args.profile
-    if args.retrain:
-        os.environ["GENCOURSE_RETRAIN"] = "1"
+    args = results.parse_args(parser, argv)
 
-    from benchmarks import results
     from gencourse import profile
 
     n_samples = args.n_samples or profile().pick(smoke=500, lecture=10000, full=10000)

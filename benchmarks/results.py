@@ -38,6 +38,18 @@ def machine() -> dict:
     return info
 
 
+def parse_args(parser, argv=None):
+    """``parser``'s arguments plus the ones every model benchmark takes (``--profile``, ``--retrain``), parsed;
+    the profile (and ``GENCOURSE_RETRAIN``) are set in the environment before any model is built."""
+    parser.add_argument("--profile", choices=["smoke", "lecture", "full"], required=True)
+    parser.add_argument("--retrain", action="store_true", help="ignore the model cache (measures training time)")
+    args = parser.parse_args(argv)
+    os.environ["GENCOURSE_PROFILE"] = args.profile
+    if args.retrain:
+        os.environ["GENCOURSE_RETRAIN"] = "1"
+    return args
+
+
 def path(profile: str) -> Path:
     return HERE / f"results-{profile}.json"
 

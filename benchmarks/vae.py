@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
+
+from benchmarks import results
 
 
 def gradient_variance(n: int = 20000, images: int = 10) -> dict:
@@ -54,19 +55,13 @@ def gradient_variance(n: int = 20000, images: int = 10) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=["smoke", "lecture", "full"], required=True)
     parser.add_argument("--k", type=int, default=None, help="importance samples (default: 500; 5000 in full)")
     parser.add_argument("--n-test", type=int, default=None, help="test digits for the NLL (default: all 10000)")
     parser.add_argument("--n-samples", type=int, default=None, help="samples for the judge (default 10000)")
-    parser.add_argument("--retrain", action="store_true", help="ignore the model cache (measures training time)")
-    args = parser.parse_args(argv)
-    os.environ["GENCOURSE_PROFILE"] = args.profile
-    if args.retrain:
-        os.environ["GENCOURSE_RETRAIN"] = "1"
+    args = results.parse_args(parser, argv)
 
     import torch
 
-    from benchmarks import results
     from gencourse import metrics, profile, seed_everything, vae
 
     p = profile()
