@@ -19,6 +19,8 @@ import time
 
 import torch
 
+from gencourse.nn import count_parameters
+
 TARGET_BPD = {"smoke": None, "lecture": 1.5, "full": 1.10}
 
 
@@ -62,7 +64,7 @@ def mnist_results(judge: bool) -> dict:
         train_seconds=history.meta.get("train_seconds"),
         device=history.meta.get("device"),
         final_train_bpd=history.last("loss", 50),
-        parameters=sum(p.numel() for p in flow.parameters()),
+        parameters=count_parameters(flow),
         loaded_from_cache="loaded_from" in history.meta,
     )
     if row["train_seconds"]:
@@ -73,11 +75,9 @@ def mnist_results(judge: bool) -> dict:
 
 
 def judge_results(flow, n: int) -> dict:
-    """Judge scores of ``n`` samples per temperature, when ``gencourse.metrics`` is available."""
-    try:
-        from gencourse import metrics
-    except ImportError:
-        return {"judge": "gencourse.metrics not available"}
+    """Judge scores of ``n`` samples per temperature."""
+    from gencourse import metrics
+
     out = {}
     for temperature in (1.0, 0.7):
         torch.manual_seed(0)
@@ -122,7 +122,7 @@ def candidate_throughput(batch_size: int = 64, repeats: int = 5) -> list[dict]:
         rows.append(
             dict(
                 arch=name,
-                parameters=sum(p.numel() for p in model.parameters()),
+                parameters=count_parameters(model),
                 batch_size=batch_size,
                 steps_per_second_wall=1 / wall,
                 steps_per_second_cpu=1 / cpu,

@@ -315,11 +315,9 @@ def train_gan(
     epochs: int | None = None,
     seconds: float | None = None,
     lr: float = 2e-4,
-    lr_d: float | None = None,
     betas: tuple[float, float] = (0.5, 0.999),
     n_critic: int = 1,
     gp_weight: float = 0.0,
-    r1_weight: float = 0.0,
     lr_schedule: Callable[[int], float] | None = None,
     history: History | None = None,
     callback: Callable | None = None,
@@ -331,7 +329,7 @@ def train_gan(
     Each step takes one batch of real data (``x``, or ``(x, labels)``; see ``training_steps``) and
     updates the discriminator on discriminator_loss(D(x), D(G(z)), kind) [+ ``gp_weight`` * gradient
     penalty]; every ``n_critic``-th step the generator is then updated on generator_loss(D(G(z)), kind).
-    Adam with ``lr`` (``lr_d`` for D if given) and ``betas``; ``lr_schedule(step)`` multiplies both
+    Adam with ``lr`` and ``betas`` for both players; ``lr_schedule(step)`` multiplies both
     learning rates (e.g. ``lambda step: 1 - step / steps``, a linear decay to 0, which lets the samples
     settle instead of orbiting the equilibrium). Logged per step: ``d_loss``,
     ``real_logit`` and ``fake_logit`` (mean scores), ``gp``; per generator step: ``g_loss``.
@@ -342,7 +340,7 @@ def train_gan(
     G, D = gan.generator, gan.discriminator
     dev = next(G.parameters()).device
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr_d or lr, betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
     schedules = [torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule) for opt in (opt_g, opt_d)] if lr_schedule else []
     history = history or History()
     offset = max((s for v in history.records.values() for s, _ in v), default=-1) + 1
@@ -354,18 +352,13 @@ def train_gan(
         # One G forward serves both players: detached for D's update, attached for G's.
         with torch.set_grad_enabled(update_g):
             fake = G(gan.sample_latent(len(real)), labels)
-        real = real.requires_grad_(bool(r1_weight))
         real_logits, fake_logits = D(real, labels), D(fake.detach(), labels)
         loss_d = discriminator_loss(real_logits, fake_logits, kind)
         logged = {"real_logit": real_logits.mean(), "fake_logit": fake_logits.mean()}
-        if r1_weight:
-            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            logged["r1"] = grad.flatten(1).square().sum(1).mean()
-            loss_d = loss_d + r1_weight / 2 * logged["r1"]
         if gp_weight:
             logged["gp"] = gradient_penalty(D, real, fake, labels)
             loss_d = loss_d + gp_weight * logged["gp"]
-        check_finite(loss_d, offset + step, "discriminator loss", lr_d or lr)
+        check_finite(loss_d, offset + step, "discriminator loss", lr)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
