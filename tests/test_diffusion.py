@@ -85,6 +85,47 @@ def test_a_denoiser_that_returns_the_true_noise_reconstructs_x0(steps, eta):
     assert torch.allclose(out, x0, atol=1e-4)
 
 
+@pytest.mark.parametrize("steps,eta", [(None, 0.0), (25, 0.0), (25, 0.5), (25, 1.0)])
+def test_with_the_true_noise_every_intermediate_state_has_the_forward_marginal(steps, eta):
+    """The check above only sees the last step, where the oracle's x0_hat is exact whatever came
+    before. Here every visited x_t must be distributed as q(x_t | x0) = N(sqrt(abar_t) x0, 1 - abar_t):
+    ancestral sampling and DDIM with any eta keep the forward marginals when the noise prediction is right."""
+    s = D.NoiseSchedule(1000, "linear")
+    x0 = torch.full((40_000, 1), 0.7)
+    states = {}
+    D.sample(
+        Oracle(x0, s),
+        x0.shape,
+        s,
+        steps=steps,
+        eta=eta,
+        generator=torch.Generator().manual_seed(0),
+        trajectory=lambda t, x_t, x0_hat: states.update({t: x_t.clone()}),
+    )
+    # DDPM's sigma_t^2 = beta_t is wider than the posterior variance, which shows near the end (2% at t = 32)
+    checked = [t for t in states if t >= (100 if steps is None else 10)]
+    assert len(checked) >= 20
+    for t in checked:
+        abar = s.abar(t).item()
+        assert states[t].mean().item() == pytest.approx(abar**0.5 * 0.7, abs=0.03), t
+        assert states[t].std().item() == pytest.approx((1 - abar) ** 0.5, rel=0.02), t
+
+
+def test_deterministic_ddim_with_the_true_noise_moves_along_one_noise_direction():
+    """With eta = 0 and the true noise, the noise implied by x_T is kept all the way down:
+    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps at every visited step, exactly."""
+    s = D.NoiseSchedule(1000, "cosine")
+    x0, x_T = torch.randn(6, 1, 5, 5), torch.randn(6, 1, 5, 5)
+    abar_T = s.abar(s.T - 1)
+    eps = (x_T - abar_T.sqrt() * x0) / (1 - abar_T).sqrt()
+    states = {}
+    D.sample(Oracle(x0, s), x0.shape, s, steps=30, x_T=x_T, trajectory=lambda t, x_t, x0_hat: states.update({t: x_t}))
+    assert len(states) == 30
+    for t, x_t in states.items():
+        abar = s.abar(t)
+        assert torch.allclose(x_t, abar.sqrt() * x0 + (1 - abar).sqrt() * eps, atol=1e-4), t
+
+
 def test_ddim_with_eta_zero_is_deterministic_and_eta_one_is_not():
     torch.manual_seed(0)
     s = D.NoiseSchedule(50)
@@ -238,13 +279,35 @@ def test_flow_matching_loss_is_minimised_by_the_exact_velocity():
     assert best < expected
 
 
-def test_ddim_inversion_round_trips_with_the_oracle():
+class GaussianDenoiser(torch.nn.Module):
+    """The exact noise predictor for data x0 ~ N(m, sd^2) (each coordinate): x_t ~ N(sqrt(abar) m,
+    abar sd^2 + 1 - abar), so E[eps | x_t] = sqrt(1 - abar) (x_t - sqrt(abar) m) / (abar sd^2 + 1 - abar)."""
+
+    def __init__(self, m, sd, schedule):
+        super().__init__()
+        self.m, self.sd, self.schedule = m, sd, schedule
+
+    def forward(self, x_t, t, y=None):
+        step = (torch.as_tensor(t, dtype=torch.float32) * self.schedule.T).round().long()
+        abar = self.schedule.alphas_cumprod[step].reshape(-1, *[1] * (x_t.dim() - 1))
+        return (1 - abar).sqrt() * (x_t - abar.sqrt() * self.m) / (abar * self.sd**2 + 1 - abar)
+
+
+def test_ddim_inversion_of_gaussian_data_standardizes_it_and_round_trips():
+    """For Gaussian data the deterministic DDIM map is the standardization x0 -> (x0 - m) / sd, so the
+    inverted latent is known; inversion is first-order accurate, so doubling the steps halves the error."""
     s = D.NoiseSchedule(1000, "cosine")
-    x0 = torch.randn(3, 1, 4, 4)
-    latent = D.ddim_invert(Oracle(x0, s), x0, s, steps=50)
-    assert latent.shape == x0.shape
-    back = D.sample(Oracle(x0, s), x0.shape, s, steps=50, x_T=latent)
-    assert torch.allclose(back, x0, atol=1e-4)
+    m, sd = 0.5, 0.3
+    x0 = m + sd * torch.randn(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    net = GaussianDenoiser(m, sd, s)
+    errors = {}
+    for steps in (100, 200):
+        latent = D.ddim_invert(net, x0, s, steps=steps)
+        assert latent.shape == x0.shape
+        back = D.sample(net, x0.shape, s, steps=steps, x_T=latent)
+        errors[steps] = ((latent - (x0 - m) / sd).abs().max().item(), (back - x0).abs().max().item())
+    assert errors[100][0] < 0.1 and errors[100][1] < 0.06
+    assert errors[200][0] < 0.6 * errors[100][0] and errors[200][1] < 0.6 * errors[100][1]
 
 
 def test_min_snr_weighting_down_weights_only_the_nearly_noise_free_steps():
