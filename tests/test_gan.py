@@ -155,15 +155,26 @@ def _toy_gan(pack=1):
 
 
 def test_short_training_on_ring8_covers_more_modes_than_at_initialization():
+    """Measured with the protocol itself (a mode is covered by samples within 3 std of its centre):
+    1000 steps (about 5 s) reached 8/8 modes for seeds 0-3, from 0/8 at initialization."""
     torch.manual_seed(0)
     model, modes = _toy_gan(), toy2d_modes("ring8")
-    before = mode_metrics(model.sample(2500), modes, n_std=10)
+    before = mode_metrics(model.sample(2500), modes)
     snapshots = gan.Snapshots(torch.randn(256, 2), points=torch.randn(100, 2))
-    history = gan.train_gan(model, lambda: toy2d("ring8", 64), steps=200, lr=2e-3, callback=snapshots, every=80)
-    after = mode_metrics(model.sample(2500), modes, n_std=10)
-    assert after["modes"] > before["modes"] and after["modes"] >= 6
-    assert len(history["d_loss"]) == len(history["g_loss"]) == 200 == history.meta["steps"]
-    assert [f["step"] for f in snapshots.frames] == [80, 160, 199]
+    history = gan.train_gan(
+        model,
+        lambda: toy2d("ring8", 64),
+        steps=1000,
+        lr=2e-3,
+        lr_schedule=lambda step: 1 - step / 1000,
+        callback=snapshots,
+        every=400,
+    )
+    after = mode_metrics(model.sample(2500), modes)
+    assert before["modes"] <= 1 and after["modes"] >= 7
+    assert after["high_quality"] > before["high_quality"] + 0.03
+    assert len(history["d_loss"]) == len(history["g_loss"]) == 1000 == history.meta["steps"]
+    assert [f["step"] for f in snapshots.frames] == [400, 800, 999]
     assert snapshots.frames[0]["samples"].shape == (256, 2) and snapshots.frames[0]["logits"].shape == (100,)
     assert not model.training
 
@@ -172,6 +183,26 @@ def test_wgan_gp_with_critic_steps_logs_the_penalty_and_fewer_generator_losses()
     history = gan.train_gan(_toy_gan(), lambda: toy2d("grid25", 64), kind="wgan", steps=10, n_critic=5, gp_weight=1)
     assert len(history["d_loss"]) == len(history["gp"]) == 10 and len(history["g_loss"]) == 2
     assert history.steps("g_loss") == [0, 5]
+
+
+def test_wgan_gp_moves_the_samples_onto_the_data_and_drives_the_critic_to_unit_gradients():
+    torch.manual_seed(0)
+    model, target = _toy_gan(), torch.tensor([2.0, 2.0])
+    start = (model.sample(2000).mean(0) - target).norm().item()
+    history = gan.train_gan(
+        model,
+        lambda: target + 0.3 * torch.randn(64, 2),
+        kind="wgan",
+        steps=300,
+        n_critic=5,
+        gp_weight=10,
+        lr=1e-3,
+        betas=(0.0, 0.9),
+    )
+    end = (model.sample(2000).mean(0) - target).norm().item()
+    assert start > 2.5 and end < 0.5 * start  # measured: 2.97 -> 0.58
+    gp = history["gp"]
+    assert sum(gp[-50:]) / 50 < 0.1 * sum(gp[:20]) / 20  # measured: 0.29 -> 0.0034
 
 
 def test_conditional_training_on_labelled_batches():
