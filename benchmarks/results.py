@@ -201,7 +201,8 @@ def readme_block(profile: str) -> list[str]:
         rows = {k: v for k, v in results["toy2d"].items() if "num_modes" in v}
         if rows:
             lines += [
-                f"**2D GANs, `{profile}` profile** (mean over 5 draws of 2500 samples; min in brackets):",
+                f"**2D GANs, `{profile}` profile** (mean over {_toy_runs(rows)} of 2500 samples; the worst "
+                "draw in brackets):",
                 "",
                 "| data, model | modes covered | high-quality samples | training |",
                 "| --- | ---: | ---: | ---: |",
@@ -213,6 +214,13 @@ def readme_block(profile: str) -> list[str]:
                 )
             lines.append("")
     return lines
+
+
+def _toy_runs(rows: dict) -> str:
+    """``"3 training seeds x 5 draws"`` (or ``"5 draws"`` for results from before seeds were recorded)."""
+    r = next(iter(rows.values()))
+    draws = f"{r.get('draws', 5)} draws"
+    return f"{r['seeds']} training seeds x {draws}" if "seeds" in r else draws
 
 
 def render_readme() -> bool:

@@ -214,6 +214,65 @@ def test_conditional_training_on_labelled_batches():
         gan.train_gan(model, [torch.randn(8, 2)], epochs=1)
 
 
+def test_infogan_generator_takes_the_code_and_bad_setups_are_rejected():
+    model = gan.GAN(gan.DCGenerator(8, 4, num_classes=3), gan.DCDiscriminator(4, num_codes=3), codes=3)
+    assert model.num_classes is None and model.codes == 3  # no labels: an unconditional model of p(x)
+    assert model.sample_code(3000).bincount(minlength=3).min() > 900  # uniform codes
+    z = torch.randn(4, 8)
+    x = model.sample(z=z, code=torch.tensor([1, 1, 1, 1]))
+    assert x.shape == (4, 1, 28, 28)
+    assert torch.equal(x, model.generator.eval()(z, torch.tensor([1, 1, 1, 1])))
+    assert not torch.equal(x, model.sample(z=z, code=torch.tensor([0, 0, 0, 0])))
+    assert model.discriminator.code_logits(x).shape == (4, 3)
+    with pytest.raises(ValueError, match="integers in"):
+        model.sample(2, code=torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="takes no labels"):
+        model.sample(2, labels=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="num_codes=3"):
+        gan.GAN(gan.DCGenerator(8, 4, num_classes=3), gan.DCDiscriminator(4), codes=3)
+    with pytest.raises(ValueError, match="num_classes=3"):
+        gan.GAN(gan.DCGenerator(8, 4), gan.DCDiscriminator(4, num_codes=3), codes=3)
+    with pytest.raises(ValueError, match="no categorical code"):
+        gan.GAN(gan.DCGenerator(8, 4), gan.DCDiscriminator(4)).sample(2, code=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="no code head"):
+        gan.DCDiscriminator(4).code_logits(x)
+    with pytest.raises(ValueError, match="info_weight is for an InfoGAN"):
+        gan.train_gan(
+            gan.GAN(gan.DCGenerator(8, 4), gan.DCDiscriminator(4)), [torch.zeros(2, 1, 28, 28)], info_weight=2
+        )
+    counts = gan.code_digits(model, n_per_code=30)
+    assert counts.shape == (3, 10) and counts.dtype == torch.int64 and (counts.sum(1) <= 30).all()
+    with pytest.raises(ValueError, match="needs an InfoGAN"):
+        gan.code_digits(gan.GAN(gan.DCGenerator(8, 4), gan.DCDiscriminator(4)))
+
+
+def test_infogan_training_makes_the_code_recoverable_from_the_sample():
+    """The information term rewards G for samples whose code Q can tell: on ring8 with a 4-way code,
+    300 steps take Q's accuracy on fresh samples from chance (25%) to well above it (measured: 100%)."""
+
+    class Disc(gan.MLPDiscriminator):
+        def __init__(self):
+            super().__init__(hidden=(64, 64))
+            self.num_codes, self.code_head = 4, nn.Linear(64, 4)
+
+        def code_logits(self, x):
+            return self.code_head(self.features(x))
+
+    torch.manual_seed(0)
+    model = gan.GAN(gan.MLPGenerator(2, hidden=(64, 64), num_classes=4), Disc(), codes=4)
+
+    def accuracy():
+        code = torch.arange(2000) % 4
+        with torch.no_grad():
+            guess = model.discriminator.code_logits(model.sample(2000, code=code)).argmax(1)
+        return (guess == code).float().mean().item()
+
+    before = accuracy()
+    history = gan.train_gan(model, lambda: toy2d("ring8", 64), steps=300, lr=2e-3)
+    assert len(history["info"]) == 300 and history["info"][-1] < history["info"][0]
+    assert before < 0.4 and accuracy() > 0.9
+
+
 def test_a_nan_loss_stops_training_with_a_message():
     class Broken(nn.Module):
         num_classes = None
