@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gencourse import exercises, gan
+from gencourse import exercises, flows, gan
 from gencourse.exercises import ExerciseError
 from gencourse.metrics import kl_divergence
 
@@ -329,6 +329,15 @@ def test_check_affine_coupling_accepts_the_reference(capsys):
     assert "Correct" in capsys.readouterr().out
 
 
+def test_check_affine_coupling_reference_is_the_packages_layer():
+    """The checker's expected (y, log_det) come from gencourse.flows.AffineCoupling; they must equal the
+    textbook formula written out here, so a broken package layer fails this test."""
+    x, mask, net, y_ref, log_det_ref = exercises._coupling_case()
+    y, log_det = affine_coupling(x, mask, net)
+    assert torch.allclose(y_ref, y, atol=1e-6) and torch.allclose(log_det_ref, log_det, atol=1e-6)
+    assert not torch.allclose(y_ref[:, mask == 0], x[:, mask == 0])  # the case does transform something
+
+
 def _all_dims(x, mask, net):
     y, _ = affine_coupling(x, mask, net)
     return y, net(x * mask)[0].sum(1)
@@ -376,6 +385,8 @@ def bits_per_dim(log_prob, num_dims):
 
 def test_check_bits_per_dim_accepts_the_reference(capsys):
     exercises.check_bits_per_dim(bits_per_dim)
+    assert "Correct" in capsys.readouterr().out
+    exercises.check_bits_per_dim(flows.bits_per_dim)  # the package's function is the checker's reference
     assert "Correct" in capsys.readouterr().out
 
 
