@@ -210,7 +210,7 @@ class GAN(nn.Module):
     each code value tends to become a digit. Feeding c as a learned embedding rather than a one-hot
     block of z mattered (MNIST, lecture budget, two runs each): with one-hot codes Q still read the code,
     but a code's confident samples were only 27-32% one digit and 69-70% of all samples were confident;
-    with the embedding, 70-81% and 84-86%.
+    with the embedding, 70-80% and 84-86%.
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, codes: int = 0):
