@@ -139,10 +139,9 @@ def code_alignment(model, n_samples: int) -> dict:
     from gencourse import gan, seed_everything
 
     seed_everything(2)
-    counts = gan.code_digits(model, n_samples // model.codes).float()
-    purity = (counts.max(1).values / counts.sum(1).clamp(min=1)).mean().item()
-    majority = counts.argmax(1).tolist()
-    return {"code_purity": purity, "code_digits": len(set(majority)), "code_majority": majority}
+    purity, digit = gan.code_purity(gan.code_digits(model, n_samples // model.codes))
+    majority = digit.tolist()
+    return {"code_purity": purity.mean().item(), "code_digits": len(set(majority)), "code_majority": majority}
 
 
 def targets(toy: dict, images: dict) -> list[str]:

@@ -109,7 +109,7 @@ def render() -> Path:
                 "",
             ]
             rows = results[section]
-            columns = sorted({k for row in rows.values() for k in row}, key=lambda k: COLUMN_ORDER.get(k, 99))
+            columns = sorted({k for row in rows.values() for k in row}, key=lambda k: (COLUMN_ORDER.get(k, 99), k))
             lines.append("| " + " | ".join(["name", *columns]) + " |")
             lines.append("|" + " --- |" * (len(columns) + 1))
             for name, row in rows.items():
@@ -200,9 +200,10 @@ def readme_block(profile: str) -> list[str]:
     if "toy2d" in results:
         rows = {k: v for k, v in results["toy2d"].items() if "num_modes" in v}
         if rows:
+            r0 = next(iter(rows.values()))
             lines += [
-                f"**2D GANs, `{profile}` profile** (mean over {_toy_runs(rows)} of 2500 samples; the worst "
-                "draw in brackets):",
+                f"**2D GANs, `{profile}` profile** (mean over {r0['seeds']} training seeds x {r0['draws']} "
+                "draws of 2500 samples; the worst draw in brackets):",
                 "",
                 "| data, model | modes covered | high-quality samples | training |",
                 "| --- | ---: | ---: | ---: |",
@@ -214,13 +215,6 @@ def readme_block(profile: str) -> list[str]:
                 )
             lines.append("")
     return lines
-
-
-def _toy_runs(rows: dict) -> str:
-    """``"3 training seeds x 5 draws"`` (or ``"5 draws"`` for results from before seeds were recorded)."""
-    r = next(iter(rows.values()))
-    draws = f"{r.get('draws', 5)} draws"
-    return f"{r['seeds']} training seeds x {draws}" if "seeds" in r else draws
 
 
 def render_readme() -> bool:

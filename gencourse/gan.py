@@ -351,6 +351,13 @@ def code_digits(gan: GAN, n_per_code: int = 200) -> torch.Tensor:
     return torch.stack(rows)
 
 
+def code_purity(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """From :func:`code_digits`' counts ``[codes, 10]``: per code, the share of its confident samples that
+    are its most frequent digit (its purity), and that digit; both ``[codes]``."""
+    share = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
+    return share.max(1)
+
+
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between latent vectors ``z0``, ``z1`` ``[D]`` at ``t`` ``[T]`` -> ``[T, D]``:
 

@@ -242,6 +242,8 @@ def test_infogan_generator_takes_the_code_and_bad_setups_are_rejected():
         )
     counts = gan.code_digits(model, n_per_code=30)
     assert counts.shape == (3, 10) and counts.dtype == torch.int64 and (counts.sum(1) <= 30).all()
+    purity, digit = gan.code_purity(torch.tensor([[0, 8, 2] + [0] * 7, [0] * 10, [0] * 9 + [5]]))
+    assert torch.allclose(purity, torch.tensor([0.8, 0.0, 1.0])) and digit.tolist()[0::2] == [1, 9]
     with pytest.raises(ValueError, match="needs an InfoGAN"):
         gan.code_digits(gan.GAN(gan.DCGenerator(8, 4), gan.DCDiscriminator(4)))
 
