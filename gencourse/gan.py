@@ -207,10 +207,8 @@ class GAN(nn.Module):
     z; the discriminator sees no code (``num_classes=None``) but, built with ``num_codes=K``, also learns
     to tell which code made a sample. Training (:func:`train_gan`) rewards the generator for making c
     recoverable from G(z, c), a bound on the mutual information I(c; G(z, c)): without any labels,
-    each code value tends to become a digit. Feeding c as a learned embedding rather than a one-hot
-    block of z mattered (MNIST, lecture budget, two runs each): with one-hot codes Q still read the code,
-    but a code's confident samples were only 27-32% one digit and 69-70% of all samples were confident;
-    with the embedding, 70-80% and 84-86%.
+    each code value tends to become a digit. Feeding c as a learned embedding rather than as a one-hot
+    block of z mattered: ``benchmarks/experiments/infogan_code_input.py`` measures both.
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, codes: int = 0):
@@ -527,12 +525,9 @@ def toy_gan(dataset: str = "ring8", variant: str = "pacgan", seed: int = 0):
     (the DCGAN recipe) caps the high-quality share at 30% (lr 2e-4, 3000 steps) or 73% (lr 1e-3, 6000
     steps), against 80% and 94% without it for two seeds; the decay to 0 lets the samples settle on the
     modes instead of orbiting them. How many grid25 modes survive varies with the seed: 17.0, 25.0 and 22.4
-    of 25 for seeds 0-2 (``benchmarks/gan.py``). Also tried on grid25, two seeds each, all worse than the
-    plain GAN: packs of 2 (22-25 modes, 10-19% high quality), a minibatch-std feature in D (21-23, 77%),
-    an 8-dimensional z (19, 50-70%); on seed 0 (17.0 modes, 79.8%), a constant rate for 70% of the steps
-    before the decay (20.8, 87%) and two D steps per G step (21.6, 77%). What did reach the target in
-    experiments: batches of 1024 instead of 256, all else equal: 25.0, 25.0, 24.2 modes and 96.2%, 93.5%,
-    90.9% for seeds 0-2 (about 5.5 min each on one core); not yet this function's configuration.
+    of 25 for seeds 0-2 (``benchmarks/gan.py``). Other networks and training changes tried on grid25 are in
+    ``benchmarks/experiments/grid25_networks.py`` and ``grid25_training.py``: only batches of 1024 instead
+    of 256 reached 24/25 modes with 90% on every seed tried; not yet this function's configuration.
     """
 
     if dataset not in TOY_DATASETS or variant not in TOY_VARIANTS:
@@ -598,9 +593,8 @@ def _mnist_gan(name: str, *, conditional: bool, kind: str, spectral_norm: bool, 
     scores of 1000 samples (``fid``, ``confident``, ``inception_score``, ``precision``, ``recall``)
     are tracked in the history during training. ``codes`` > 0 adds an InfoGAN categorical code.
 
-    The lecture profile fits 5 minutes of a 2-core CPU (2000 steps). Its learning rate was measured on
-    the DCGAN (2200 steps, judge on 2000 samples): 2e-4 (the DCGAN paper's) FID 92 / 52% confident,
-    5e-4 59 / 61%, 1e-3 40 / 67%, 2e-3 24 / 71%; short runs want the larger steps."""
+    The lecture profile fits 5 minutes of a 2-core CPU (2000 steps), where a larger learning rate than the
+    DCGAN paper's 2e-4 wins (``benchmarks/experiments/dcgan_settings.py``: FID 92 at 2e-4, 24 at 2e-3)."""
     steps = profile().pick(smoke=20, lecture=2000, full=20000)
     config = {
         "steps": steps,
