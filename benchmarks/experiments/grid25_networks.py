@@ -11,14 +11,14 @@ and 25.0 / 90.0%; pack2 22.4 / 10.5% and 25.0 / 19.0%; mbstd 22.8 / 77.5% and 20
 70.4% and 19.2 / 49.7%.
 """
 
-import json
 import sys
 import time
 
 import torch
 from torch import nn
 
-from gencourse import data, metrics, seed_everything
+from benchmarks.experiments import report_draws
+from gencourse import data, seed_everything
 from gencourse import gan as G
 from gencourse.nn import MLP
 
@@ -49,31 +49,12 @@ def main(argv):
     pack = {"pack2": 2, "pack4": 4}.get(variant, 1)
     D = MinibatchStdDiscriminator() if variant == "mbstd" else G.MLPDiscriminator(2, HIDDEN, pack=pack)
     model = G.GAN(G.MLPGenerator(latent, 2, HIDDEN), D)
-    modes = data.toy2d_modes(dataset)
     t = time.time()
     G.train_gan(
         model, lambda: data.toy2d(dataset, 256), steps=steps, lr=1e-3, lr_schedule=lambda s: 1 - s / steps, desc=variant
     )
     seconds = time.time() - t
-    draws = []
-    for s in range(5):
-        seed_everything(100 + s)
-        m = metrics.mode_metrics(model.sample(2500), modes)
-        draws.append((m["modes"], round(m["high_quality"], 3)))
-    print(
-        json.dumps(
-            dict(
-                dataset=dataset,
-                variant=variant,
-                seed=seed,
-                secs=round(seconds),
-                modes=sum(r[0] for r in draws) / 5,
-                hq=round(sum(r[1] for r in draws) / 5, 3),
-                draws=draws,
-            )
-        ),
-        flush=True,
-    )
+    report_draws(model, dataset, 100, variant=variant, seed=seed, secs=round(seconds))
 
 
 if __name__ == "__main__":

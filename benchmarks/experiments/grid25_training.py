@@ -13,10 +13,10 @@ notebooks' model); hold, seed 0: 20.8 / 87.2%; hold, seed 2: 22.8 / 90.1%; linea
 24.2 / 90.9% (about 5.5 min each).
 """
 
-import json
 import sys
 import time
 
+from benchmarks.experiments import report_draws
 from gencourse import gan as G
 from gencourse import seed_everything
 from gencourse.data import toy2d, toy2d_modes
@@ -55,26 +55,8 @@ def main(argv):
         every=steps // 20,
         desc=variant,
     )
-    draws = []
-    for s in range(5):
-        seed_everything(s)
-        m = mode_metrics(model.sample(2500), modes)
-        draws.append((m["modes"], round(m["high_quality"], 3)))
     trajectory = list(zip(h["modes"], [round(q, 2) for q in h["high_quality"]]))
-    print(
-        json.dumps(
-            dict(
-                dataset=dataset,
-                seed=seed,
-                variant=variant,
-                secs=round(time.time() - t),
-                modes=sum(r[0] for r in draws) / 5,
-                hq=round(sum(r[1] for r in draws) / 5, 3),
-                trajectory=trajectory,
-            )
-        ),
-        flush=True,
-    )
+    report_draws(model, dataset, 0, seed=seed, variant=variant, secs=round(time.time() - t), trajectory=trajectory)
 
 
 if __name__ == "__main__":
