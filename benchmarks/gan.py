@@ -7,8 +7,8 @@
 Uses the very models the notebooks use (``gencourse.gan.toy_gan`` and the ``@course_model`` functions
 ``dcgan_mnist``, ``conditional_gan_mnist``, ``sngan_mnist``, ``infogan_mnist``). Reports:
 
-- 2D mixtures (notebook 02, section 5): for ring8 and grid25, the plain GAN and PacGAN4 trained with the
-  same networks and budget: modes covered and share of high-quality samples
+- 2D mixtures (notebook 02, section 5): for ring8 and grid25, the plain GAN, PacGAN4 and the plain GAN
+  with batches of 1024 (``gan.TOY_VARIANTS``), same networks and steps: modes covered and share of high-quality samples
   (``gencourse.metrics.mode_metrics``: 2500 samples, within 3 std of a mode centre, a mode covered when
   at least one high-quality sample is nearest to it), for ``--seeds`` training seeds (seed 0 is the
   notebooks' model) and ``--draws`` draws of 2500 samples each; and the training time.
@@ -61,7 +61,7 @@ def toy2d(draws: int, seeds: int) -> dict:
                 train_s.append(history.meta["train_seconds"] - history.meta.get("eval_seconds", 0.0))
             modes = torch.tensor([r["modes"] for r in per_seed])
             quality = torch.tensor([r["high_quality"] for r in per_seed])
-            label = f"{dataset} {'GAN' if variant == 'gan' else f'PacGAN{gan.TOY_VARIANTS[variant]}'}"
+            label = f"{dataset} {gan.TOY_LABELS[variant]}"
             rows[label] = {
                 "train_s": round(sum(train_s) / len(train_s), 1),
                 "steps": history.meta["steps"],
@@ -77,7 +77,7 @@ def toy2d(draws: int, seeds: int) -> dict:
             }
             r = rows[label]
             print(
-                f"{label:16} modes {r['modes']:.2f}/{r['num_modes']} (min {r['modes_min']}), high quality "
+                f"{label:22} modes {r['modes']:.2f}/{r['num_modes']} (min {r['modes_min']}), high quality "
                 f"{r['high_quality']:.1%} (min {r['high_quality_min']:.1%}) over {seeds} training seeds x {draws} "
                 f"draws; per seed: "
                 + ", ".join(f"{p['modes']:.1f} / {p['high_quality']:.1%}" for p in per_seed)

@@ -291,6 +291,16 @@ def test_a_nan_loss_stops_training_with_a_message():
         gan.train_gan(model, lambda: toy2d("ring8", 8), steps=3)
 
 
+def test_toy_gan_names_its_variants_and_rejects_unknown_ones():
+    assert set(gan.TOY_LABELS) == set(gan.TOY_VARIANTS)  # every variant has a label for tables and plots
+    for pack, batch_size in gan.TOY_VARIANTS.values():
+        assert batch_size % pack == 0, "a packed discriminator needs whole packs"
+    with pytest.raises(ValueError, match="variants .*largebatch"):
+        gan.toy_gan("ring8", "minibatch")
+    with pytest.raises(ValueError, match="datasets .*grid25"):
+        gan.toy_gan("spiral", "gan")
+
+
 # ---- mode metrics ------------------------------------------------------------------------------
 
 
