@@ -61,7 +61,7 @@ def toy2d(draws: int, seeds: int) -> dict:
                 train_s.append(history.meta["train_seconds"] - history.meta.get("eval_seconds", 0.0))
             modes = torch.tensor([r["modes"] for r in per_seed])
             quality = torch.tensor([r["high_quality"] for r in per_seed])
-            label = f"{dataset} {gan.TOY_LABELS[variant]}"
+            label = f"{dataset} {gan.TOY_VARIANTS[variant].label}"
             rows[label] = {
                 "train_s": round(sum(train_s) / len(train_s), 1),
                 "steps": history.meta["steps"],

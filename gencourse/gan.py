@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -508,9 +509,22 @@ def _timed(callback: Callable) -> Callable:
 
 
 TOY_DATASETS = ("ring8", "grid25")
-# variant -> (samples the discriminator judges at once, batch size)
-TOY_VARIANTS = {"gan": (1, 256), "pacgan": (4, 256), "largebatch": (1, 1024)}
-TOY_LABELS = {"gan": "GAN", "pacgan": "PacGAN4", "largebatch": "GAN, batch 1024"}
+
+
+class ToyVariant(NamedTuple):
+    """A 2D GAN variant: how many samples the discriminator judges at once, the batch size, and its name
+    in tables and plots."""
+
+    pack: int
+    batch_size: int
+    label: str
+
+
+TOY_VARIANTS = {
+    "gan": ToyVariant(1, 256, "GAN"),
+    "pacgan": ToyVariant(4, 256, "PacGAN4"),
+    "largebatch": ToyVariant(1, 1024, "GAN, batch 1024"),
+}
 
 
 def toy_gan(dataset: str = "ring8", variant: str = "pacgan", seed: int = 0):
@@ -535,13 +549,12 @@ def toy_gan(dataset: str = "ring8", variant: str = "pacgan", seed: int = 0):
     if dataset not in TOY_DATASETS or variant not in TOY_VARIANTS:
         raise ValueError(f"toy_gan knows datasets {TOY_DATASETS} and variants {tuple(TOY_VARIANTS)}")
     steps = profile().pick(smoke=60, lecture=6000, full=20000)
-    pack, batch_size = TOY_VARIANTS[variant]
     config = {
         "dataset": dataset,
-        "pack": pack,
+        "pack": TOY_VARIANTS[variant].pack,
         "kind": "nonsaturating",
         "steps": steps,
-        "batch_size": batch_size,
+        "batch_size": TOY_VARIANTS[variant].batch_size,
         "hidden": [256, 256, 256],
         "latent_dim": 2,
         "batch_norm": False,
