@@ -498,15 +498,22 @@ class FlowMatching(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
+def one_cycle_adam(model: nn.Module, lr: float, steps: int):
+    """Adam and its learning-rate schedule for ``steps`` steps: a warm-up over the first 5% from lr / 10 to
+    ``lr``, then cosine decay to lr / 1000. Returns ``(optimizer, scheduler)``."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps, pct_start=0.05, div_factor=10, final_div_factor=100
+    )
+    return optimizer, scheduler
+
+
 def train_with_ema(model: nn.Module, loss_fn: Callable, data, config: dict, desc: str) -> History:
     """:func:`gencourse.train.fit` for ``config["steps"]`` steps with Adam at ``config["lr"]`` (a short
     warm-up, then cosine decay to zero), keeping an :class:`~gencourse.nn.EMA` of the weights with decay
     ``config["ema"]``; the model ends up holding the averaged weights, which give cleaner samples."""
     ema = EMA(model, config["ema"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config["lr"], total_steps=config["steps"], pct_start=0.05, div_factor=10, final_div_factor=100
-    )
+    optimizer, scheduler = one_cycle_adam(model, config["lr"], config["steps"])
     history = fit(
         model,
         loss_fn,
@@ -546,21 +553,27 @@ def _mnist_config(p, **extra) -> dict:
     )
 
 
+def mnist_diffusion_model(config: dict) -> Diffusion:
+    """An untrained DDPM for MNIST scaled to [-1, 1], with the :class:`UNet` and schedule of ``config``
+    (:func:`_mnist_config`; ``num_classes`` and ``p_uncond`` make it class-conditional for guidance)."""
+    net = UNet(
+        1,
+        config["ch"],
+        config["ch_mult"],
+        config["blocks"],
+        num_classes=config.get("num_classes"),
+        patch=config["patch"],
+    )
+    schedule = NoiseSchedule(config["T"], config["schedule"])
+    return Diffusion(net, schedule, (1, 28, 28), 1.0, config.get("p_uncond", 0.0), config["min_snr"])
+
+
 def train_mnist_diffusion(name: str, config: dict):
     """Build and train (or load from the cache) a DDPM on MNIST scaled to [-1, 1] with the :class:`UNet`
     of ``config`` (``num_classes`` and ``p_uncond`` make it class-conditional for guidance)."""
 
     def build():
-        net = UNet(
-            1,
-            config["ch"],
-            config["ch_mult"],
-            config["blocks"],
-            num_classes=config.get("num_classes"),
-            patch=config["patch"],
-        )
-        schedule = NoiseSchedule(config["T"], config["schedule"])
-        return Diffusion(net, schedule, (1, 28, 28), 1.0, config.get("p_uncond", 0.0), config["min_snr"])
+        return mnist_diffusion_model(config)
 
     def train(model):
         data = mnist(train=True).loader(config["batch_size"], scale="symmetric", n=config["n_train"])

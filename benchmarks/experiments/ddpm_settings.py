@@ -4,7 +4,7 @@ the weights at once, and each (and the raw weights) is judged.
     python -m benchmarks.experiments.ddpm_settings [key=value ...]
     keys: the lecture configuration's (gencourse.diffusion._mnist_config: lr, batch_size, steps, ch,
     schedule, min_snr, ...), plus emas=0.995,0.999 (the EMAs kept), n=1000 (samples judged per model,
-    DDIM 50 steps, eta 1), seed=0, pct_start=0.05 (warm-up share of the one-cycle schedule)
+    DDIM 50 steps, eta 1), seed=0
     e.g. OMP_NUM_THREADS=1 python -m benchmarks.experiments.ddpm_settings steps=1500 lr=4e-3
 
 Prints one JSON line per judged model (the raw weights, then each EMA). Measured in the lecture profile,
@@ -26,15 +26,13 @@ import time
 
 import torch
 
+from benchmarks.experiments import judge_ddim
 from gencourse import diffusion as D
 from gencourse import seed_everything
 from gencourse.config import profile
-from gencourse.data import from_symmetric, mnist
-from gencourse.metrics import evaluate_samples
-from gencourse.nn import EMA, UNet
+from gencourse.data import mnist
+from gencourse.nn import EMA
 from gencourse.train import fit
-
-KEYS = ("fid", "confident", "precision", "recall", "classes_present")
 
 
 def parse(value: str):
@@ -51,7 +49,6 @@ def parse(value: str):
 def main(argv):
     args = dict(a.split("=", 1) for a in argv)
     options = {k: parse(args.pop(k, d)) for k, d in (("emas", "0.995,0.999"), ("n", "1000"), ("seed", "0"))}
-    pct_start = float(args.pop("pct_start", 0.05))
     config = D._mnist_config(profile())
     for key, value in args.items():
         if key not in config:
@@ -59,18 +56,9 @@ def main(argv):
         config[key] = parse(value)
     emas = options["emas"] if isinstance(options["emas"], tuple) else (options["emas"],)
     seed_everything(options["seed"])
-    net = UNet(1, config["ch"], config["ch_mult"], config["blocks"], patch=config["patch"])
-    model = D.Diffusion(net, D.NoiseSchedule(config["T"], config["schedule"]), (1, 28, 28), 1.0, 0.0, config["min_snr"])
+    model = D.mnist_diffusion_model(config)
     averages = {decay: EMA(model, decay) for decay in emas}
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config["lr"],
-        total_steps=config["steps"],
-        pct_start=pct_start,
-        div_factor=10,
-        final_div_factor=100,
-    )
+    optimizer, scheduler = D.one_cycle_adam(model, config["lr"], config["steps"])
 
     def update(step, m, history):
         for ema in averages.values():
@@ -94,21 +82,9 @@ def main(argv):
     for decay in (None, *emas):
         if decay is not None:
             averages[decay].copy_to(model)
-        model.eval()
-        torch.manual_seed(0)
-        start = time.time()
-        x = torch.cat([model.sample(250, steps=50, eta=1.0) for _ in range(options["n"] // 250)])
-        scores = evaluate_samples(from_symmetric(x))
-        row = {
-            "changed": changed,
-            "pct_start": pct_start,
-            "ema": decay,
-            "train_s": round(train_s),
-            "sample_s": round(time.time() - start),
-            "threads": torch.get_num_threads(),
-        }
-        row.update({k: round(float(scores[k]), 3) for k in KEYS})
-        print(json.dumps(row), flush=True)
+        scores, sample_s = judge_ddim(model, options["n"])
+        row = {"changed": changed, "ema": decay, "train_s": round(train_s), "sample_s": round(sample_s)}
+        print(json.dumps({**row, "threads": torch.get_num_threads(), **scores}), flush=True)
 
 
 if __name__ == "__main__":
