@@ -78,10 +78,16 @@ def save(profile: str, section: str, data) -> Path:
 
 
 def _fmt(value, digits=3):
+    """A table cell: floats to ``digits`` significant figures, a record as ``key value`` pairs, a list of
+    records one after another (a 2D GAN's per-seed figures)."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v, digits)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_fmt(v, digits) for v in value)
     return str(value)
 
 

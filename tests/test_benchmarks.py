@@ -48,3 +48,9 @@ def test_benchmarks_reject_an_unknown_family(results_dir, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--profile", "smoke", "--only", "gans"])
     assert "invalid choice: 'gans'" in capsys.readouterr().err
+
+
+def test_table_cells_show_records_as_figures_not_python_reprs():
+    seeds = [{"seed": 0, "modes": 17.0, "high_quality": 0.7983200073}, {"seed": 1, "modes": 25.0, "high_quality": 0.91}]
+    assert results._fmt(seeds) == "seed 0, modes 17, high_quality 0.798; seed 1, modes 25, high_quality 0.91"
+    assert results._fmt(None) == "-" and results._fmt(1234.5) == "1234" and results._fmt(0.123456, 2) == "0.12"
