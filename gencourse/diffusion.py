@@ -509,10 +509,11 @@ def one_cycle_adam(model: nn.Module, lr: float, steps: int):
 
 
 def train_with_ema(model: nn.Module, loss_fn: Callable, data, config: dict, desc: str) -> History:
-    """:func:`gencourse.train.fit` for ``config["steps"]`` steps with Adam at ``config["lr"]`` (a short
-    warm-up, then cosine decay to zero), keeping an :class:`~gencourse.nn.EMA` of the weights with decay
-    ``config["ema"]``; the model ends up holding the averaged weights (standard practice; in the 3000-step lecture
-    runs they score within a point of the last weights, since the learning rate ends near zero)."""
+    """:func:`gencourse.train.fit` for ``config["steps"]`` steps with Adam at ``config["lr"]``
+    (:func:`one_cycle_adam`: a short warm-up, then cosine decay to lr / 1000), keeping an
+    :class:`~gencourse.nn.EMA` of the weights with decay ``config["ema"]``; the model ends up holding the
+    averaged weights (standard practice; in the 3000-step lecture runs they score within a point of the
+    last weights, since the learning rate ends near zero)."""
     ema = EMA(model, config["ema"])
     optimizer, scheduler = one_cycle_adam(model, config["lr"], config["steps"])
     history = fit(

@@ -22,21 +22,14 @@ def report_draws(model, dataset: str, first_seed: int, **fields) -> None:
 
 def judge_ddim(model, n: int, batch: int = 250, steps: int = 50, eta: float = 1.0) -> tuple[dict, float]:
     """Judge ``n`` samples of a pixel diffusion model (images in [-1, 1]) drawn ``batch`` at a time with
-    DDIM (``steps``, ``eta``) after ``torch.manual_seed(0)``: the judge's fid, confident share, precision,
-    recall and digits present (rounded), and the seconds the sampling took."""
-    import time
-
-    import torch
-
-    from gencourse.data import from_symmetric
+    DDIM (``steps``, ``eta``) by ``benchmarks.diffusion.timed_samples`` (seed 0): the judge's fid, confident
+    share, precision, recall and digits present (rounded), and the seconds the sampling took."""
+    from benchmarks.diffusion import timed_samples
     from gencourse.metrics import evaluate_samples
 
     model.eval()
-    torch.manual_seed(0)
-    start = time.time()
-    x = torch.cat([model.sample(batch, steps=steps, eta=eta) for _ in range(n // batch)])
-    seconds = time.time() - start
-    scores = evaluate_samples(from_symmetric(x))
+    x, seconds = timed_samples(model, n, batch, seed=0, steps=steps, eta=eta)
+    scores = evaluate_samples(x)
     return {
         k: round(float(scores[k]), 3) for k in ("fid", "confident", "precision", "recall", "classes_present")
     }, seconds

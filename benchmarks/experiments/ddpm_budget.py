@@ -5,8 +5,8 @@
         # the lecture configuration trained for STEPS steps (cached under another name), 2000 samples
 
 Judge scores of 50-step DDIM (eta 1) samples unless said. Measured (lecture profile) with the configuration
-of the time (linear schedule, lr 2e-3; ``ddpm_settings.py`` led to the cosine schedule and 4e-3): samplers, 1000
-samples on one core: DDIM eta 1 with 20 / 50 / 100 steps 64.3 / 65.5 / 67.7% confident, FID 43.3 / 38.8 /
+of the time (linear schedule, lr 2e-3; ``ddpm_settings.py`` led to the cosine schedule and, later, 8e-3):
+samplers, 1000 samples on one core: DDIM eta 1 with 20 / 50 / 100 steps 64.3 / 65.5 / 67.7% confident, FID 43.3 / 38.8 /
 37.8; 50 steps with eta 0.5: 63.0%, FID 48.3. ``steps 6000`` on both cores: 951 s of training, 73.8%
 confident, FID 22.2, 10 digits (the lecture model, 3000 steps: 66%, FID 37).
 """

@@ -62,10 +62,10 @@ def parse(value: str):
 
 def main(argv):
     args = dict(a.split("=", 1) for a in argv)
-    options = {
-        k: parse(args.pop(k, d)) for k, d in (("emas", "0.995,0.999"), ("n", "1000"), ("seed", "0"), ("save", ""))
-    }
-    config = D._mnist_config(profile())
+    options = {k: parse(args.pop(k, d)) for k, d in (("emas", "0.995,0.999"), ("n", "1000"), ("seed", "0"))}
+    save = args.pop("save", "")
+    defaults = D._mnist_config(profile())
+    config = dict(defaults)
     for key, value in args.items():
         if key not in config:
             raise SystemExit(f"unknown setting {key!r}; the configuration has {sorted(config)}")
@@ -94,15 +94,15 @@ def main(argv):
         desc="ddpm",
     )
     train_s = time.time() - start
-    changed = {k: v for k, v in config.items() if v != D._mnist_config(profile())[k]}
+    changed = {k: v for k, v in config.items() if v != defaults[k]}
     for decay in (None, *emas):
         if decay is not None:
             averages[decay].copy_to(model)
         scores, sample_s = judge_ddim(model, options["n"])
         row = {"changed": changed, "ema": decay, "train_s": round(train_s), "sample_s": round(sample_s)}
         print(json.dumps({**row, "threads": torch.get_num_threads(), **scores}), flush=True)
-    if options["save"]:  # the last EMA's weights (or the raw ones without an EMA), for further sampling
-        torch.save(model.state_dict(), options["save"])
+    if save:  # the last EMA's weights (or the raw ones without an EMA), for further sampling
+        torch.save(model.state_dict(), save)
 
 
 if __name__ == "__main__":
