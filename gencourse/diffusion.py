@@ -29,7 +29,8 @@ class NoiseSchedule:
     """The variances beta_t of the forward process q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I).
 
     - ``linear`` (Ho et al. 2020): beta_t rises linearly from 1e-4 to 0.02 for T = 1000 (both scaled
-      by 1000 / T for other T, so the chain destroys the data the same way for any T).
+      by 1000 / T for other T, so the chain destroys the data the same way for any T; for T < 50 that
+      would pass 1, so the betas are clipped at 0.999 as for the cosine schedule).
     - ``cosine`` (Nichol & Dhariwal 2021): abar_t = f(t) / f(0) with f(t) = cos^2((t/T + s) / (1 + s) pi/2),
       s = 0.008, betas clipped at 0.999; it destroys information more evenly over the steps.
 
@@ -43,7 +44,7 @@ class NoiseSchedule:
             raise ValueError(f"unknown schedule {kind!r}; choose one of: {', '.join(SCHEDULES)}")
         self.T, self.kind = int(T), kind
         if kind == "linear":
-            betas = torch.linspace(1e-4 * 1000 / T, 0.02 * 1000 / T, T, dtype=torch.float64)
+            betas = torch.linspace(1e-4 * 1000 / T, 0.02 * 1000 / T, T, dtype=torch.float64).clamp(max=0.999)
         else:
             s = 0.008
             steps = torch.arange(T + 1, dtype=torch.float64) / T
