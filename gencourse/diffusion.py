@@ -163,7 +163,13 @@ def ddpm_loss(
 
 
 def guided(
-    net: nn.Module, x_t: torch.Tensor, t: float, y: torch.Tensor | None = None, guidance: float = 1.0
+    net: nn.Module,
+    x_t: torch.Tensor,
+    t: float,
+    y: torch.Tensor | None = None,
+    guidance: float = 1.0,
+    weak: nn.Module | None = None,
+    autoguidance: float = 1.0,
 ) -> torch.Tensor:
     """The network's prediction (noise eps or velocity v) at time ``t`` in [0, 1] for the whole batch,
     with classifier-free guidance (Ho & Salimans 2022):
@@ -172,7 +178,20 @@ def guided(
 
     ``w = guidance``: 0 is the unconditional model, 1 the conditional one, w > 1 pushes samples towards
     what makes y likely (cleaner, less diverse). Without labels this is just eps(x_t, t).
+
+    ``weak`` and ``autoguidance = a`` add autoguidance (Karras et al. 2024, "Guiding a diffusion model
+    with a bad version of itself"): the same extrapolation, away from a weaker model of the same data
+    (here: the same network earlier in its training) instead of away from the unconditional model,
+
+        eps_auto = eps_weak(x_t, t) + a (eps(x_t, t) - eps_weak(x_t, t)),
+
+    so it needs no labels. Where the weak model's errors point, the good model's point too, only less;
+    a > 1 moves further from them. a = 1 (or no ``weak``) is the model alone.
     """
+    if weak is not None and autoguidance != 1:
+        strong = guided(net, x_t, t, y, guidance)
+        weaker = guided(weak, x_t, t, y, guidance)
+        return weaker + autoguidance * (strong - weaker)
     tt = torch.full((len(x_t),), float(t), device=x_t.device)
     if y is None or guidance == 1:
         return net(x_t, tt, y)
@@ -267,6 +286,8 @@ def sample(
     eta: float = 0.0,
     y: torch.Tensor | None = None,
     guidance: float = 1.0,
+    weak: nn.Module | None = None,
+    autoguidance: float = 1.0,
     clip: float | None = None,
     x_T: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -278,6 +299,7 @@ def sample(
     - ``steps=None``: DDPM ancestral sampling over all T steps (:func:`ddpm_step`, sigma_t^2 = beta_t).
     - ``steps=S``: DDIM over S evenly spaced steps with ``eta`` (:func:`ddim_step`; eta=0: deterministic).
     - ``y``, ``guidance``: class labels [B] and the classifier-free guidance weight (:func:`guided`).
+    - ``weak``, ``autoguidance``: a weaker denoiser and the autoguidance weight (:func:`guided`).
     - ``clip``: clip the predicted x0 at each step (1.0 for images in [-1, 1]).
     - ``trajectory(t, x_t, x0_hat)`` is called at every step (to record the chain coarse to fine).
     ``generator`` makes the draw reproducible. Returns x_0 ``shape``.
@@ -287,7 +309,7 @@ def sample(
     y = None if y is None else y.to(dev)
     ts = list(range(schedule.T - 1, -1, -1)) if steps is None else ddim_timesteps(schedule.T, steps)
     for i, t in enumerate(ts):
-        eps = guided(net, x, t / schedule.T, y, guidance)
+        eps = guided(net, x, t / schedule.T, y, guidance, weak, autoguidance)
         if trajectory is not None:
             trajectory(t, x, predict_x0(x, eps, t, schedule))
         z = torch.randn(shape, generator=generator).to(dev)
@@ -422,7 +444,9 @@ class Diffusion(nn.Module):
     ``loss(x0, y)`` is :func:`ddpm_loss` (labels dropped with probability ``p_uncond`` for guidance,
     ``min_snr`` weighting);
     ``sample(n, ...)`` is :func:`sample` (DDPM over all T steps, or DDIM with ``steps``). ``clip`` clips
-    the predicted x0 while sampling (1.0 for images in [-1, 1]).
+    the predicted x0 while sampling (1.0 for images in [-1, 1]). ``weak``, an optional second denoiser of
+    the same data, less trained (for example ``net`` earlier in its training), lets ``sample(n,
+    autoguidance=a)`` guide ``net`` away from it (:func:`guided`); it is not trained by ``loss``.
     """
 
     def __init__(
@@ -433,10 +457,12 @@ class Diffusion(nn.Module):
         clip: float | None = None,
         p_uncond: float = 0.0,
         min_snr: float | None = None,
+        weak: nn.Module | None = None,
     ):
         super().__init__()
         self.net, self.schedule, self.shape = net, schedule, tuple(shape)
         self.clip, self.p_uncond, self.min_snr = clip, p_uncond, min_snr
+        self.weak = weak
 
     @property
     def num_classes(self) -> int | None:
@@ -452,8 +478,16 @@ class Diffusion(nn.Module):
         eta: float = 0.0,
         y: torch.Tensor | None = None,
         guidance: float = 1.0,
+        autoguidance: float = 1.0,
         **kwargs,
     ) -> torch.Tensor:
+        if autoguidance != 1 and self.weak is None:
+            raise ValueError(
+                f"autoguidance={autoguidance} needs a weak model to guide away from, and this one has none: "
+                "build the Diffusion with weak= (the same network earlier in its training, for example a "
+                "train_with_ema snapshot; the MNIST models get one from weak_at in their configuration), "
+                "or sample with autoguidance=1"
+            )
         return sample(
             self.net,
             (n, *self.shape),
@@ -462,6 +496,8 @@ class Diffusion(nn.Module):
             eta=eta,
             y=y,
             guidance=guidance,
+            weak=self.weak,
+            autoguidance=autoguidance,
             clip=self.clip,
             **kwargs,
         )
@@ -509,13 +545,28 @@ def one_cycle_adam(model: nn.Module, lr: float, steps: int):
     return optimizer, scheduler
 
 
-def train_with_ema(model: nn.Module, loss_fn: Callable, data, config: dict, desc: str) -> History:
+def train_with_ema(
+    model: nn.Module, loss_fn: Callable, data, config: dict, desc: str, snapshots: dict | None = None
+) -> History:
     """:func:`gencourse.train.fit` for ``config["steps"]`` steps with Adam at ``config["lr"]``
     (:func:`one_cycle_adam`: a short warm-up, then cosine decay to lr / 1000), keeping an
     :class:`~gencourse.nn.EMA` of the weights with decay ``config["ema"]``; the model ends up holding the
     averaged weights (standard practice; in the 3000-step lecture runs they score within a point of the
-    last weights, since the learning rate ends near zero)."""
+    last weights, since the learning rate ends near zero).
+
+    ``snapshots``: for each step k among its keys, ``snapshots[k]`` is set to a copy of the averaged
+    weights after step k (the weak model of autoguidance is such a snapshot)."""
+    snapshots = {} if snapshots is None else snapshots
+    for k in snapshots:
+        if not isinstance(k, int) or not 1 <= k <= config["steps"]:
+            raise ValueError(f"snapshot steps must be whole numbers in [1, {config['steps']}], got {k!r}")
     ema = EMA(model, config["ema"])
+
+    def update(step, m, history):
+        ema.update(m)
+        if ema.updates in snapshots:
+            snapshots[ema.updates] = {k: v.clone() for k, v in ema.shadow.items()}
+
     optimizer, scheduler = one_cycle_adam(model, config["lr"], config["steps"])
     history = fit(
         model,
@@ -524,7 +575,7 @@ def train_with_ema(model: nn.Module, loss_fn: Callable, data, config: dict, desc
         steps=config["steps"],
         optimizer=optimizer,
         scheduler=scheduler,
-        callback=lambda step, m, h: ema.update(m),
+        callback=update,
         every=1,
         desc=desc,
     )
@@ -558,29 +609,52 @@ def _mnist_config(p, **extra) -> dict:
 
 def mnist_diffusion_model(config: dict) -> Diffusion:
     """An untrained DDPM for MNIST scaled to [-1, 1], with the :class:`UNet` and schedule of ``config``
-    (:func:`_mnist_config`; ``num_classes`` and ``p_uncond`` make it class-conditional for guidance)."""
-    net = UNet(
-        1,
-        config["ch"],
-        config["ch_mult"],
-        config["blocks"],
-        num_classes=config.get("num_classes"),
-        patch=config["patch"],
-    )
+    (:func:`_mnist_config`; ``num_classes`` and ``p_uncond`` make it class-conditional for guidance, and
+    ``weak_at`` adds a second U-Net, the weak model of autoguidance, see :func:`train_mnist_diffusion`)."""
+
+    def unet():  # channels-last memory: 151 vs 190 ms per training step in a probe on a 2-core CPU
+        return UNet(
+            1,
+            config["ch"],
+            config["ch_mult"],
+            config["blocks"],
+            num_classes=config.get("num_classes"),
+            patch=config["patch"],
+        ).to(memory_format=torch.channels_last)
+
+    net = unet()
+    weak = unet() if config.get("weak_at") else None  # built after net, so net starts from the same weights
     schedule = NoiseSchedule(config["T"], config["schedule"])
-    return Diffusion(net, schedule, (1, 28, 28), 1.0, config.get("p_uncond", 0.0), config["min_snr"])
+    return Diffusion(net, schedule, (1, 28, 28), 1.0, config.get("p_uncond", 0.0), config["min_snr"], weak)
 
 
 def train_mnist_diffusion(name: str, config: dict):
     """Build and train (or load from the cache) a DDPM on MNIST scaled to [-1, 1] with the :class:`UNet`
-    of ``config`` (``num_classes`` and ``p_uncond`` make it class-conditional for guidance)."""
+    of ``config`` (``num_classes`` and ``p_uncond`` make it class-conditional for guidance; ``weak_at``, a
+    fraction of the training steps, keeps the averaged weights at that point as the weak model for
+    autoguidance)."""
+    weak_at = config.get("weak_at")
+    if weak_at is not None and not 0 < weak_at <= 1:
+        raise ValueError(
+            f"weak_at is the fraction of the training after which the weak model is kept, in (0, 1]; got {weak_at!r}"
+        )
 
     def build():
         return mnist_diffusion_model(config)
 
     def train(model):
         data = mnist(train=True).loader(config["batch_size"], scale="symmetric", n=config["n_train"])
-        return train_with_ema(model, lambda m, batch: m.loss(*batch), data, config, desc=name)
+        if not config.get("weak_at"):
+            return train_with_ema(model, lambda m, batch: m.loss(*batch), data, config, desc=name)
+        # the weak model for autoguidance is the averaged weights a fraction weak_at into this same run:
+        # it costs no extra training. It is detached while training, so that the EMA does not average it.
+        weak, model.weak = model.weak, None
+        step = max(1, round(config["weak_at"] * config["steps"]))
+        snapshots = {step: None}
+        history = train_with_ema(model, lambda m, batch: m.loss(*batch), data, config, desc=name, snapshots=snapshots)
+        weak.load_state_dict({k[len("net.") :]: v for k, v in snapshots[step].items() if k.startswith("net.")})
+        model.weak = weak
+        return history
 
     return load_or_train(name, build, train, config)
 
@@ -588,8 +662,12 @@ def train_mnist_diffusion(name: str, config: dict):
 @course_model("ddpm_mnist")
 def mnist_ddpm():
     """Notebook 07's DDPM on MNIST: a small U-Net noise predictor, T = 1000 steps, images in
-    [-1, 1] (``sample`` returns that range: ``gencourse.data.from_symmetric`` maps it to [0, 1])."""
-    return train_mnist_diffusion("ddpm_mnist", _mnist_config(profile()))
+    [-1, 1] (``sample`` returns that range: ``gencourse.data.from_symmetric`` maps it to [0, 1]).
+    Its ``weak`` model, for ``sample(n, autoguidance=a)``, is its own averaged weights 10% into training:
+    with a = 2 the lecture model's judge FID halves (25.0 to 12.9) and its confident share rises from 73% to
+    84%, on 1000 samples each (``benchmarks/diffusion.py``; as weak models, the weights 20% and 40% into
+    training scored 82.5% and 81%, FID 12.2 and 17.0)."""
+    return train_mnist_diffusion("ddpm_mnist", _mnist_config(profile(), weak_at=0.1))
 
 
 @course_model("ddpm_mnist_cfg")

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from gencourse import diffusion as D
+from gencourse.config import Profile
 from gencourse.nn import TimeMLP
 
 
@@ -183,6 +184,60 @@ def test_classifier_free_guidance_combines_the_two_predictions():
     assert torch.allclose(D.guided(Net(), x, 0.5, y, guidance=0.0), torch.full((4, 2), 3.0))
     w = 2.5
     assert torch.allclose(D.guided(Net(), x, 0.5, y, guidance=w), 3 + w * (y.float()[:, None] - 3).expand(4, 2))
+
+
+def test_autoguidance_extrapolates_away_from_the_weak_model():
+    class Const(torch.nn.Module):
+        num_classes = 3
+
+        def __init__(self, uncond, per_class):
+            super().__init__()
+            self.uncond, self.per_class = uncond, per_class
+
+        def forward(self, x, t, y=None):  # label 3 or None: the unconditional prediction
+            if y is None:
+                return x * 0 + self.uncond
+            return x * 0 + torch.where(y == 3, self.uncond, self.per_class * y.float())[:, None]
+
+    good, weak = Const(3.0, 1.0), Const(1.0, 0.5)
+    x, y = torch.zeros(4, 2), torch.tensor([0, 1, 2, 1])
+    assert torch.allclose(D.guided(good, x, 0.5, weak=weak, autoguidance=2.0), torch.full((4, 2), 1 + 2 * (3 - 1.0)))
+    assert torch.allclose(D.guided(good, x, 0.5, weak=weak, autoguidance=1.0), torch.full((4, 2), 3.0))
+    assert torch.allclose(D.guided(good, x, 0.5, autoguidance=2.0), torch.full((4, 2), 3.0))  # no weak model
+    # with labels, each model is first guided by its labels, then the two are combined
+    w, a = 2.0, 1.5
+    strong = 3 + w * (y.float() - 3)
+    weaker = 1 + w * (0.5 * y.float() - 1)
+    expected = (weaker + a * (strong - weaker))[:, None].expand(4, 2)
+    assert torch.allclose(D.guided(good, x, 0.5, y, guidance=w, weak=weak, autoguidance=a), expected)
+
+
+def test_autoguidance_without_a_weak_model_is_refused_with_the_fix():
+    model = D.Diffusion(TimeMLP(2, hidden=8, depth=1), D.NoiseSchedule(100), (2,))
+    assert model.sample(3, autoguidance=1.0).shape == (3, 2)
+    with pytest.raises(ValueError, match="needs a weak model.*has none.*weak="):
+        model.sample(3, autoguidance=2.0)
+
+
+def test_train_with_ema_keeps_the_averaged_weights_of_the_requested_steps():
+    torch.manual_seed(0)
+    model = D.Diffusion(TimeMLP(2, hidden=8, depth=1), D.NoiseSchedule(100), (2,))
+    data = [(torch.randn(16, 2),)] * 6
+    config = {"steps": 6, "lr": 1e-2, "ema": 0.5}
+    snapshots = {2: None, 6: None}
+    D.train_with_ema(model, lambda m, b: m.loss(*b), data, config, desc="t", snapshots=snapshots)
+    final = model.state_dict()
+    assert all(torch.equal(snapshots[6][k], final[k]) for k in final)  # the last snapshot is what the model holds
+    assert not all(torch.equal(snapshots[2][k], final[k]) for k in final)
+    for bad in (0, 7, 2.5):
+        with pytest.raises(ValueError, match="snapshot steps"):
+            D.train_with_ema(model, lambda m, b: m.loss(*b), data, config, desc="t", snapshots={bad: None})
+
+
+def test_mnist_diffusion_refuses_a_weak_model_fraction_outside_the_training():
+    config = D._mnist_config(Profile("smoke"), weak_at=1.5)
+    with pytest.raises(ValueError, match=r"weak_at is the fraction.*\(0, 1\]; got 1.5"):
+        D.train_mnist_diffusion("ddpm_test", config)
 
 
 def test_drop_labels_uses_the_null_token_at_the_given_rate():
