@@ -45,7 +45,10 @@ def sample_figure(profile: str, n: int = 40):
         ("conditional GAN", lambda: symmetric(gan.conditional_gan_mnist()[0].sample(n))),
         ("VAE (mean of p(x|z))", lambda: vae.mnist_vae()[0].sample(n)),
         ("flow (temperature 0.7)", lambda: flows.mnist_flow()[0].sample(n, temperature=0.7).clamp(0, 1)),
-        ("DDPM (50-step DDIM)", lambda: symmetric(diffusion.mnist_ddpm()[0].sample(n, steps=50, eta=1.0))),
+        (
+            "DDPM (40-step DDIM, autoguidance 2)",
+            lambda: symmetric(diffusion.mnist_ddpm()[0].sample(n, steps=40, eta=1.0, autoguidance=2.0)),
+        ),
         ("latent diffusion", lambda: diffusion.mnist_latent_diffusion()[0].sample(n, steps=50, eta=1.0)),
     ]
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.4))

@@ -3,16 +3,19 @@
     python -m benchmarks.diffusion --profile lecture                 # the models as cached (trained if missing)
     python -m benchmarks.diffusion --profile lecture --retrain       # also measures the training time
     python -m benchmarks.diffusion --profile lecture --n-ddpm 200    # quicker: fewer DDPM samples
+    python -m benchmarks.diffusion --profile lecture --sections judged --steps 50   # one part, another sampler
 
 Uses the very models the notebook uses (the ``@course_model`` functions of ``gencourse.diffusion``),
 trained on first use or loaded from the model cache. Reports, with the judge's scores (FID in the judge's
 feature space, Inception Score, precision, recall, confident fraction, digits present):
 
-- ``ddpm_mnist``: ``--n-samples`` (10000) samples of 50-step stochastic DDIM (eta = 1, the notebook's
-  sampler), their cost, and ``train_plus_sample_1000_s``: the training time plus the time to draw 1000 of
-  them (the "10 minutes of training plus sampling" target); then the full DDPM ancestral sampler (T steps)
-  against 50-step DDIM with eta = 0 and eta = 1, on ``--n-ddpm`` (1000) samples each (FID depends on the
-  number of samples): the speed-up and the ratio of the FIDs;
+- ``ddpm_mnist``: ``--n-samples`` (10000) samples of ``--steps``-step (40) stochastic DDIM (eta = 1) with
+  autoguidance ``--autoguidance`` (2; guided away from the model's own weights early in its training,
+  1 = off), the notebook's sampler, their cost, and ``train_plus_sample_1000_s``: the training time plus the
+  time to draw 1000 of them (the "10 minutes of training plus sampling" target); then, without autoguidance, the
+  full DDPM ancestral sampler (T steps) against 50-step DDIM with eta = 0 and eta = 1, on ``--n-ddpm``
+  (1000) samples each (FID depends on the number of samples): the speed-up and the ratio of the FIDs, and
+  50-step DDIM at a few autoguidance weights on the same number of samples;
 - ``ddpm_mnist_cfg``: classifier-free guidance at several scales on ``--n-ddpm`` samples: how often the judge
   sees the requested digit, and the within-class diversity (mean distance between judge features of
   samples of one class);
@@ -27,6 +30,8 @@ import time
 from benchmarks import results
 
 SCORES = ("fid", "inception_score", "precision", "recall", "confident", "classes_present")
+AUTOGUIDANCE = 2.0  # the notebook's weight for the unconditional DDPM
+SECTIONS = ("judged", "ddim", "guided", "latent")
 
 
 def timed_samples(model, n: int, batch: int, seed: int, symmetric: bool = True, **kwargs):
@@ -64,9 +69,19 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=None, help="DDIM samples to judge (default 10000)")
     parser.add_argument("--n-ddpm", type=int, default=None, help="samples for DDPM vs DDIM (default 1000)")
     parser.add_argument("--batch", type=int, default=500, help="samples drawn at once")
+    parser.add_argument(
+        "--autoguidance", type=float, default=AUTOGUIDANCE, help=f"for the judged samples (default {AUTOGUIDANCE})"
+    )
+    parser.add_argument("--steps", type=int, default=40, help="DDIM steps of the judged samples (default 40)")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="what to measure (default all): the judged samples, DDPM vs DDIM and the autoguidance weights, "
+        "classifier-free guidance, latent diffusion",
+    )
     args = results.parse_args(parser, argv)
-
-    import torch
 
     from gencourse import diffusion, metrics, profile
 
@@ -84,21 +99,51 @@ def main(argv=None):
         flush=True,
     )
     common = {"train_s": round(train_s, 1), "train_steps": history.meta["steps"], "cached": cached}
+    if "judged" in args.sections:  # stochastic DDIM (eta = 1) with autoguidance, the notebook's sampler
+        a, k = args.autoguidance, args.steps
+        x, seconds = timed_samples(model, n, args.batch, seed=0, steps=k, eta=1.0, autoguidance=a)
+        scores = metrics.evaluate_samples(x)
+        print(
+            f"DDIM {k} steps, eta 1, autoguidance {a:g}: {n} samples in {seconds:.0f} s; "
+            + ", ".join(f"{key} {scores[key]:.3f}" for key in SCORES),
+            flush=True,
+        )
+        rows[f"ddpm_mnist (DDIM {k} steps, eta=1, autoguidance={a:g})"] = row(
+            scores, seconds, n, **common, train_plus_sample_1000_s=round(train_s + seconds * 1000 / n, 1)
+        )
+        results.save(args.profile, "models", rows)
+    if "ddim" in args.sections:
+        ddim_rows(model, n_ddpm, args.batch, common, rows)
+        results.save(args.profile, "models", rows)
+    rows = {}
+    if "guided" in args.sections:
+        guided_rows(n_ddpm, args.batch, rows)
+        results.save(args.profile, "models", rows)
+    rows = {}
+    if "latent" in args.sections:
+        latent, latent_history = diffusion.mnist_latent_diffusion()
+        x, seconds = timed_samples(latent, n, args.batch, seed=2, symmetric=False, steps=50, eta=1.0)
+        scores = metrics.evaluate_samples(x)
+        print(f"latent diffusion (DDIM 50): {n} samples in {seconds:.1f} s; FID {scores['fid']:.2f}")
+        rows["latent_diffusion_mnist (DDIM 50)"] = row(
+            scores, seconds, n, train_s=round(latent_history.meta["train_seconds"], 1)
+        )
+        results.save(args.profile, "models", rows)
+    print(f"written to {results.path(args.profile)}")
+
+
+def ddim_rows(model, n_ddpm: int, batch: int, common: dict, rows: dict) -> None:
+    """The full DDPM sampler against 50-step DDIM (eta 0 and 1), then 50-step DDIM at a few autoguidance
+    weights, all on ``n_ddpm`` samples drawn from the same seed."""
+    from gencourse import metrics
+
     T = model.schedule.T
-    # the judged samples: 50 steps of stochastic DDIM (eta = 1), the notebook's sampler
-    x, seconds = timed_samples(model, n, args.batch, seed=0, steps=50, eta=1.0)
-    scores = metrics.evaluate_samples(x)
-    print(f"DDIM 50 steps, eta 1: {n} samples in {seconds:.0f} s; " + ", ".join(f"{k} {scores[k]:.3f}" for k in SCORES))
-    rows["ddpm_mnist (DDIM 50 steps, eta=1)"] = row(
-        scores, seconds, n, **common, train_plus_sample_1000_s=round(train_s + seconds * 1000 / n, 1)
-    )
-    # DDPM against DDIM-50 on the same number of samples (FID depends on it)
-    x_ddpm, ddpm_s = timed_samples(model, n_ddpm, args.batch, seed=1)
+    x_ddpm, ddpm_s = timed_samples(model, n_ddpm, batch, seed=1)
     ddpm = metrics.evaluate_samples(x_ddpm)
     print(f"DDPM {T} steps: {n_ddpm} samples in {ddpm_s:.0f} s; " + ", ".join(f"{k} {ddpm[k]:.3f}" for k in SCORES))
     rows[f"ddpm_mnist (DDPM {T} steps)"] = row(ddpm, ddpm_s, n_ddpm, **common)
     for eta in (0.0, 1.0):
-        x_ddim, ddim_s = timed_samples(model, n_ddpm, args.batch, seed=1, steps=50, eta=eta)
+        x_ddim, ddim_s = timed_samples(model, n_ddpm, batch, seed=1, steps=50, eta=eta)
         ddim = metrics.evaluate_samples(x_ddim)
         speedup, fid_ratio = ddpm_s / ddim_s, ddim["fid"] / ddpm["fid"]
         print(
@@ -109,15 +154,29 @@ def main(argv=None):
         rows[f"ddpm_mnist (DDIM 50 steps, eta={eta:g}, vs DDPM)"] = row(
             ddim, ddim_s, n_ddpm, **common, speedup_vs_ddpm=round(speedup, 1), fid_ratio_vs_ddpm=round(fid_ratio, 3)
         )
+    if model.weak is not None:  # autoguidance weights, on the same samples as the eta = 1 row above (a = 1)
+        for w in (1.5, 2.0, 3.0):
+            x_auto, auto_s = timed_samples(model, n_ddpm, batch, seed=1, steps=50, eta=1.0, autoguidance=w)
+            auto = metrics.evaluate_samples(x_auto)
+            print(f"DDIM 50 steps, eta 1, autoguidance {w:g}: FID {auto['fid']:.2f}, confident {auto['confident']:.3f}")
+            rows[f"ddpm_mnist (DDIM 50 steps, eta=1, autoguidance={w:g}, {n_ddpm} samples)"] = row(
+                auto, auto_s, n_ddpm, **common
+            )
 
-    results.save(args.profile, "models", rows)  # each section is kept even if a later one fails
-    rows = {}
+
+def guided_rows(n_ddpm: int, batch: int, rows: dict) -> None:
+    """The class-conditional DDPM at several classifier-free guidance scales: how often the judge sees the
+    requested digit, and the diversity within each class."""
+    import torch
+
+    from gencourse import diffusion, metrics
+
     guided, guided_history = diffusion.mnist_ddpm_guided()
     judge = metrics.judge()
     per_class = max(1, n_ddpm // 10)
     wanted = torch.arange(10).repeat_interleave(per_class)
     for w in (0.0, 1.0, 2.0, 4.0):
-        x, seconds = timed_samples(guided, len(wanted), args.batch, seed=1, steps=50, eta=1.0, y=wanted, guidance=w)
+        x, seconds = timed_samples(guided, len(wanted), batch, seed=1, steps=50, eta=1.0, y=wanted, guidance=w)
         features = judge.features(x)
         diversity = torch.stack([torch.pdist(features[wanted == c]).mean() for c in range(10)]).mean().item()
         accuracy = (judge.predict(x) == wanted).float().mean().item()
@@ -131,18 +190,6 @@ def main(argv=None):
             diversity=round(diversity, 3),
             train_s=round(guided_history.meta["train_seconds"], 1),
         )
-
-    results.save(args.profile, "models", rows)
-    rows = {}
-    latent, latent_history = diffusion.mnist_latent_diffusion()
-    x, seconds = timed_samples(latent, n, args.batch, seed=2, symmetric=False, steps=50, eta=1.0)
-    scores = metrics.evaluate_samples(x)
-    print(f"latent diffusion (DDIM 50): {n} samples in {seconds:.1f} s; FID {scores['fid']:.2f}")
-    rows["latent_diffusion_mnist (DDIM 50)"] = row(
-        scores, seconds, n, train_s=round(latent_history.meta["train_seconds"], 1)
-    )
-    results.save(args.profile, "models", rows)
-    print(f"written to {results.path(args.profile)}")
 
 
 if __name__ == "__main__":
