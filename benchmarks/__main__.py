@@ -35,6 +35,7 @@ def sample_figure(profile: str, n: int = 40):
     import matplotlib.pyplot as plt
     import torch
 
+    from benchmarks.diffusion import AUTOGUIDANCE, STEPS
     from gencourse import data, diffusion, flows, gan, plot, seed_everything, vae
 
     def symmetric(x):
@@ -46,8 +47,8 @@ def sample_figure(profile: str, n: int = 40):
         ("VAE (mean of p(x|z))", lambda: vae.mnist_vae()[0].sample(n)),
         ("flow (temperature 0.7)", lambda: flows.mnist_flow()[0].sample(n, temperature=0.7).clamp(0, 1)),
         (
-            "DDPM (40-step DDIM, autoguidance 2)",
-            lambda: symmetric(diffusion.mnist_ddpm()[0].sample(n, steps=40, eta=1.0, autoguidance=2.0)),
+            f"DDPM ({STEPS}-step DDIM, autoguidance {AUTOGUIDANCE:g})",
+            lambda: symmetric(diffusion.mnist_ddpm()[0].sample(n, steps=STEPS, eta=1.0, autoguidance=AUTOGUIDANCE)),
         ),
         ("latent diffusion", lambda: diffusion.mnist_latent_diffusion()[0].sample(n, steps=50, eta=1.0)),
     ]

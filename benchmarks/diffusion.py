@@ -30,7 +30,7 @@ import time
 from benchmarks import results
 
 SCORES = ("fid", "inception_score", "precision", "recall", "confident", "classes_present")
-AUTOGUIDANCE = 2.0  # the notebook's weight for the unconditional DDPM
+AUTOGUIDANCE, STEPS = 2.0, 40  # the notebook's sampler for the unconditional DDPM: its weight and DDIM steps
 SECTIONS = ("judged", "ddim", "guided", "latent")
 
 
@@ -72,7 +72,7 @@ def main(argv=None):
     parser.add_argument(
         "--autoguidance", type=float, default=AUTOGUIDANCE, help=f"for the judged samples (default {AUTOGUIDANCE})"
     )
-    parser.add_argument("--steps", type=int, default=40, help="DDIM steps of the judged samples (default 40)")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"DDIM steps of the judged samples (default {STEPS})")
     parser.add_argument(
         "--sections",
         nargs="+",
@@ -88,8 +88,6 @@ def main(argv=None):
     p = profile()
     n = args.n_samples or p.pick(smoke=64, lecture=10000, full=10000)
     n_ddpm = args.n_ddpm or p.pick(smoke=64, lecture=1000, full=10000)
-    rows = {}
-
     model, history = diffusion.mnist_ddpm()
     cached = "loaded_from" in history.meta
     train_s = history.meta["train_seconds"]
@@ -108,36 +106,28 @@ def main(argv=None):
             + ", ".join(f"{key} {scores[key]:.3f}" for key in SCORES),
             flush=True,
         )
-        rows[f"ddpm_mnist (DDIM {k} steps, eta=1, autoguidance={a:g})"] = row(
-            scores, seconds, n, **common, train_plus_sample_1000_s=round(train_s + seconds * 1000 / n, 1)
-        )
-        results.save(args.profile, "models", rows)
-    if "ddim" in args.sections:
-        ddim_rows(model, n_ddpm, args.batch, common, rows)
-        results.save(args.profile, "models", rows)
-    rows = {}
+        judged = row(scores, seconds, n, **common, train_plus_sample_1000_s=round(train_s + seconds * 1000 / n, 1))
+        results.save(args.profile, "models", {f"ddpm_mnist (DDIM {k} steps, eta=1, autoguidance={a:g})": judged})
+    if "ddim" in args.sections:  # each section is saved as it ends, kept even if a later one fails
+        results.save(args.profile, "models", ddim_rows(model, n_ddpm, args.batch, common))
     if "guided" in args.sections:
-        guided_rows(n_ddpm, args.batch, rows)
-        results.save(args.profile, "models", rows)
-    rows = {}
+        results.save(args.profile, "models", guided_rows(n_ddpm, args.batch))
     if "latent" in args.sections:
         latent, latent_history = diffusion.mnist_latent_diffusion()
         x, seconds = timed_samples(latent, n, args.batch, seed=2, symmetric=False, steps=50, eta=1.0)
         scores = metrics.evaluate_samples(x)
         print(f"latent diffusion (DDIM 50): {n} samples in {seconds:.1f} s; FID {scores['fid']:.2f}")
-        rows["latent_diffusion_mnist (DDIM 50)"] = row(
-            scores, seconds, n, train_s=round(latent_history.meta["train_seconds"], 1)
-        )
-        results.save(args.profile, "models", rows)
+        latent_row = row(scores, seconds, n, train_s=round(latent_history.meta["train_seconds"], 1))
+        results.save(args.profile, "models", {"latent_diffusion_mnist (DDIM 50)": latent_row})
     print(f"written to {results.path(args.profile)}")
 
 
-def ddim_rows(model, n_ddpm: int, batch: int, common: dict, rows: dict) -> None:
+def ddim_rows(model, n_ddpm: int, batch: int, common: dict) -> dict:
     """The full DDPM sampler against 50-step DDIM (eta 0 and 1), then 50-step DDIM at a few autoguidance
     weights, all on ``n_ddpm`` samples drawn from the same seed."""
     from gencourse import metrics
 
-    T = model.schedule.T
+    T, rows = model.schedule.T, {}
     x_ddpm, ddpm_s = timed_samples(model, n_ddpm, batch, seed=1)
     ddpm = metrics.evaluate_samples(x_ddpm)
     print(f"DDPM {T} steps: {n_ddpm} samples in {ddpm_s:.0f} s; " + ", ".join(f"{k} {ddpm[k]:.3f}" for k in SCORES))
@@ -162,9 +152,10 @@ def ddim_rows(model, n_ddpm: int, batch: int, common: dict, rows: dict) -> None:
             rows[f"ddpm_mnist (DDIM 50 steps, eta=1, autoguidance={w:g}, {n_ddpm} samples)"] = row(
                 auto, auto_s, n_ddpm, **common
             )
+    return rows
 
 
-def guided_rows(n_ddpm: int, batch: int, rows: dict) -> None:
+def guided_rows(n_ddpm: int, batch: int) -> dict:
     """The class-conditional DDPM at several classifier-free guidance scales: how often the judge sees the
     requested digit, and the diversity within each class."""
     import torch
@@ -172,7 +163,7 @@ def guided_rows(n_ddpm: int, batch: int, rows: dict) -> None:
     from gencourse import diffusion, metrics
 
     guided, guided_history = diffusion.mnist_ddpm_guided()
-    judge = metrics.judge()
+    judge, rows = metrics.judge(), {}
     per_class = max(1, n_ddpm // 10)
     wanted = torch.arange(10).repeat_interleave(per_class)
     for w in (0.0, 1.0, 2.0, 4.0):
@@ -190,6 +181,7 @@ def guided_rows(n_ddpm: int, batch: int, rows: dict) -> None:
             diversity=round(diversity, 3),
             train_s=round(guided_history.meta["train_seconds"], 1),
         )
+    return rows
 
 
 if __name__ == "__main__":

@@ -628,6 +628,12 @@ def mnist_diffusion_model(config: dict) -> Diffusion:
     return Diffusion(net, schedule, (1, 28, 28), 1.0, config.get("p_uncond", 0.0), config["min_snr"], weak)
 
 
+def net_weights(state: dict) -> dict:
+    """The ``net.`` entries of a :class:`Diffusion`'s state dict (a :func:`train_with_ema` snapshot, say),
+    keyed as the network's own: ``weak.load_state_dict(net_weights(snapshot))``."""
+    return {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+
+
 def train_mnist_diffusion(name: str, config: dict):
     """Build and train (or load from the cache) a DDPM on MNIST scaled to [-1, 1] with the :class:`UNet`
     of ``config`` (``num_classes`` and ``p_uncond`` make it class-conditional for guidance; ``weak_at``, a
@@ -652,7 +658,7 @@ def train_mnist_diffusion(name: str, config: dict):
         step = max(1, round(config["weak_at"] * config["steps"]))
         snapshots = {step: None}
         history = train_with_ema(model, lambda m, batch: m.loss(*batch), data, config, desc=name, snapshots=snapshots)
-        weak.load_state_dict({k[len("net.") :]: v for k, v in snapshots[step].items() if k.startswith("net.")})
+        weak.load_state_dict(net_weights(snapshots[step]))
         model.weak = weak
         return history
 
@@ -666,7 +672,7 @@ def mnist_ddpm():
     Its ``weak`` model, for ``sample(n, autoguidance=a)``, is its own averaged weights 10% into training:
     with a = 2 the lecture model's judge FID halves (25.0 to 12.9) and its confident share rises from 73% to
     84%, on 1000 samples each (``benchmarks/diffusion.py``; as weak models, the weights 20% and 40% into
-    training scored 82.5% and 81%, FID 12.2 and 17.0)."""
+    training scored 82.5% and 81%, FID 12.2 and 17.0: ``benchmarks/experiments/ddpm_weak.py``)."""
     return train_mnist_diffusion("ddpm_mnist", _mnist_config(profile(), weak_at=0.1))
 
 

@@ -225,10 +225,13 @@ def test_train_with_ema_keeps_the_averaged_weights_of_the_requested_steps():
     data = [(torch.randn(16, 2),)] * 6
     config = {"steps": 6, "lr": 1e-2, "ema": 0.5}
     snapshots = {2: None, 6: None}
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
     D.train_with_ema(model, lambda m, b: m.loss(*b), data, config, desc="t", snapshots=snapshots)
     final = model.state_dict()
     assert all(torch.equal(snapshots[6][k], final[k]) for k in final)  # the last snapshot is what the model holds
-    assert not all(torch.equal(snapshots[2][k], final[k]) for k in final)
+    assert not all(torch.equal(snapshots[2][k], final[k]) for k in final)  # taken during training:
+    assert not all(torch.equal(snapshots[2][k], initial[k]) for k in final)  # neither the end nor the start
+    assert D.net_weights(snapshots[2]).keys() == model.net.state_dict().keys()
     for bad in (0, 7, 2.5):
         with pytest.raises(ValueError, match="snapshot steps"):
             D.train_with_ema(model, lambda m, b: m.loss(*b), data, config, desc="t", snapshots={bad: None})

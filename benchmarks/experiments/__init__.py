@@ -20,15 +20,16 @@ def report_draws(model, dataset: str, first_seed: int, **fields) -> None:
     print(json.dumps(dict(dataset=dataset, **fields, modes=modes, hq=hq, draws=draws)), flush=True)
 
 
-def judge_ddim(model, n: int, batch: int = 250, steps: int = 50, eta: float = 1.0) -> tuple[dict, float]:
+def judge_ddim(model, n: int, batch: int = 250, steps: int = 50, eta: float = 1.0, **kwargs) -> tuple[dict, float]:
     """Judge ``n`` samples of a pixel diffusion model (images in [-1, 1]) drawn ``batch`` at a time with
-    DDIM (``steps``, ``eta``) by ``benchmarks.diffusion.timed_samples`` (seed 0): the judge's fid, confident
-    share, precision, recall and digits present (rounded), and the seconds the sampling took."""
+    DDIM (``steps``, ``eta``; ``kwargs`` such as ``autoguidance`` go to ``model.sample``) by
+    ``benchmarks.diffusion.timed_samples`` (seed 0): the judge's fid, confident share, precision, recall and
+    digits present (rounded), and the seconds the sampling took."""
     from benchmarks.diffusion import timed_samples
     from gencourse.metrics import evaluate_samples
 
     model.eval()
-    x, seconds = timed_samples(model, n, batch, seed=0, steps=steps, eta=eta)
+    x, seconds = timed_samples(model, n, batch, seed=0, steps=steps, eta=eta, **kwargs)
     scores = evaluate_samples(x)
     return {
         k: round(float(scores[k]), 3) for k in ("fid", "confident", "precision", "recall", "classes_present")
