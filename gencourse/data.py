@@ -104,8 +104,18 @@ def toy2d(name: str, n: int, seed: int | None = None) -> torch.Tensor:
 SCALES = ("unit", "symmetric", "uint8")
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is neither on disk nor downloadable; the message lists where we looked and the fixes."""
+class DatasetError(OSError):
+    """A dataset cannot be loaded; the message says which file or setting is wrong and how to fix it."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A dataset is neither on disk nor downloadable, or the root points inside a dataset's folder; the
+    message lists where we looked and the fixes."""
+
+
+class DatasetCorruptError(DatasetError):
+    """A dataset file is on disk but is not what it should be (truncated, wrong header, bad labels); the
+    message names the file, what was expected, what was found, and how to replace it."""
 
 
 class TensorLoader:
@@ -172,6 +182,19 @@ class ImageData(Dataset):
         )
 
 
+# The raw idx files of MNIST and FashionMNIST (same names, same shapes): name -> (magic, shape).
+# idx header: a big-endian int32 magic number (0x0801 = uint8 vector, 0x0803 = uint8 3D array), then one
+# big-endian int32 per dimension; the uint8 values follow.
+IDX_FILES = {
+    "train-images-idx3-ubyte": (0x0803, (60000, 28, 28)),
+    "train-labels-idx1-ubyte": (0x0801, (60000,)),
+    "t10k-images-idx3-ubyte": (0x0803, (10000, 28, 28)),
+    "t10k-labels-idx1-ubyte": (0x0801, (10000,)),
+}
+LOADERS = {"MNIST": "mnist", "FashionMNIST": "fashion_mnist"}  # torchvision's folder under a root -> our function
+DATASET_FOLDERS = tuple(LOADERS)
+
+
 def _candidate_roots(root) -> list[tuple[Path, str]]:
     if root is not None:
         return [(Path(root).expanduser(), "the root argument")]
@@ -186,32 +209,126 @@ def _candidate_roots(root) -> list[tuple[Path, str]]:
     return out
 
 
+def _check_root_is_not_inside_a_dataset(path: Path, why: str, cls_name: str) -> None:
+    """A root must be the folder that *contains* ``MNIST/``; one pointing at ``MNIST/`` or ``MNIST/raw/``
+    would make torchvision look in (and download into) ``MNIST/raw/MNIST/raw`` inside the dataset tree."""
+    loose = any((path / name).exists() or (path / f"{name}.gz").exists() for name in IDX_FILES)
+    if path.name == "raw" and path.parent.name in DATASET_FOLDERS:
+        should = path.parent.parent
+    elif path.name in DATASET_FOLDERS and (path / "raw").is_dir():
+        should = path.parent
+    elif not loose:
+        return
+    else:
+        should = None
+    setting = "GENCOURSE_DATA" if why.startswith("$GENCOURSE_DATA") else "root"
+    if should is None:
+        what = "holds idx files directly"
+        fix = f"move them into {path / cls_name / 'raw'}, or point it at the folder that contains {cls_name}/"
+    else:
+        example = f"export GENCOURSE_DATA={should}" if setting == "GENCOURSE_DATA" else f"root='{should}'"
+        what = "points inside the dataset's folder"
+        fix = f"point it at the folder that contains {cls_name}/: {should}, e.g. `{example}`"
+    raise DatasetNotFoundError(
+        f"{setting}={path} {what}: the dataset root must be the folder that contains {cls_name}/ "
+        f"(the files are read from <root>/{cls_name}/raw/*-ubyte).\n"
+        f"To fix it, {fix}. Nothing was read, downloaded or created."
+    )
+
+
+def _corrupt(path: Path, problem: str, cls_name: str) -> DatasetCorruptError:
+    return DatasetCorruptError(
+        f"{path} is corrupt: {problem}.\n"
+        "It was probably cut short or damaged while being copied or downloaded. To fix it, copy it again "
+        f"from where it came from (e.g. the course's dataset mirror), or delete it (or all of {path.parent}) "
+        f"so that the next call of gencourse.data.{LOADERS[cls_name]}() with internet access downloads it again."
+    )
+
+
+def _check_idx_file(path: Path, cls_name: str) -> None:
+    """Raise :class:`DatasetCorruptError` unless ``path`` has the size and idx header of its MNIST file
+    (and, for labels, values 0-9). Costs a stat and a 16-byte read (a 60 kB read for labels)."""
+    magic, shape = IDX_FILES[path.name]
+    what = f"{shape[0]} images of {shape[1]}x{shape[2]}" if len(shape) == 3 else f"{shape[0]} labels"
+    header_size = 4 * (1 + len(shape))
+    expected = header_size + math.prod(shape)
+    found = path.stat().st_size
+    if found != expected:
+        raise _corrupt(path, f"expected {expected} bytes ({what}), found {found} bytes", cls_name)
+    with open(path, "rb") as f:
+        header = f.read(header_size)
+        values = f.read() if len(shape) == 1 else b""
+    numbers = tuple(int.from_bytes(header[i : i + 4], "big") for i in range(0, header_size, 4))
+    if numbers != (magic, *shape):
+        raise _corrupt(
+            path,
+            f"its header reads magic number {numbers[0]:#010x} with dimensions {list(numbers[1:])}, expected "
+            f"{magic:#010x} with {list(shape)} ({what}), so it is not this dataset's idx file",
+            cls_name,
+        )
+    if values and max(values) > 9:
+        bad = next(i for i, v in enumerate(values) if v > 9)
+        raise _corrupt(path, f"label {values[bad]} at index {bad}; labels must lie in 0-9", cls_name)
+
+
+def _raw_status(path: Path, cls_name: str, train: bool) -> tuple[list[str], list[Path]]:
+    """The idx files missing under ``path/<cls_name>/raw`` (torchvision needs all four), and the files of
+    the requested split that are there to check."""
+    raw = path / cls_name / "raw"
+    missing = [name for name in IDX_FILES if not (raw / name).is_file()]
+    prefix = "train-" if train else "t10k-"
+    present = [raw / name for name in IDX_FILES if name.startswith(prefix) and name not in missing]
+    return missing, present
+
+
 def _load_torchvision(cls_name: str, train: bool, root, download: bool):
     import torchvision.datasets
 
     cls = getattr(torchvision.datasets, cls_name)
     split = "train" if train else "test"
     candidates = _candidate_roots(root)
-    for path, _ in candidates:
-        try:
-            return cls(str(path), train=train, download=False)
-        except RuntimeError:
-            continue
+    notes = []
+    for path, why in candidates:
+        processed = path / cls_name / "processed"
+        if (processed / "training.pt").is_file() and (processed / "test.pt").is_file():
+            return cls(str(path), train=train, download=False)  # torchvision's legacy layout, read as it was
+        missing, present = _raw_status(path, cls_name, train)
+        for file in present:  # a corrupt file is reported, never skipped in favour of another root
+            _check_idx_file(file, cls_name)
+        if not missing:
+            try:
+                return cls(str(path), train=train, download=False)
+            except Exception as exc:  # the files passed the checks above, so this should not happen
+                raise DatasetCorruptError(
+                    f"{cls_name} ({split} split) in {path / cls_name / 'raw'} could not be read "
+                    f"({type(exc).__name__}: {exc}). Delete that folder so that it is downloaded again, "
+                    "or copy the files again."
+                ) from exc
+        if path.is_dir():
+            _check_root_is_not_inside_a_dataset(path, why, cls_name)
+        gz = [name for name in missing if (path / cls_name / "raw" / f"{name}.gz").is_file()]
+        note = f"missing: {', '.join(missing)}" if (path / cls_name / "raw").is_dir() else "no such folder"
+        notes.append(note + (f"; decompress {', '.join(n + '.gz' for n in gz)} (gunzip -k)" if gz else ""))
     reason = "downloading is switched off (download=False)"
     if download:
         target = candidates[0][0]
         try:
-            return cls(str(target), train=train, download=True)
+            ds = cls(str(target), train=train, download=True)
         except Exception as exc:  # offline: URLError, socket errors, HTTP errors... all mean the same here
             reason = f"downloading into {target} failed: {type(exc).__name__}: {exc}"
-    looked = "\n".join(f"  {p / cls_name / 'raw'}   ({why})" for p, why in candidates)
+        else:
+            _, present = _raw_status(target, cls_name, train)
+            for file in present:
+                _check_idx_file(file, cls_name)
+            return ds
+    looked = "\n".join(f"  {p / cls_name / 'raw'}   ({why}; {note})" for (p, why), note in zip(candidates, notes))
     raise DatasetNotFoundError(
         f"{cls_name} ({split} split) was not found and {reason}.\n"
         f"Looked for the raw idx files in:\n{looked}\n"
         "To fix it, either:\n"
-        f"  - set GENCOURSE_DATA to a folder laid out as torchvision expects ({cls_name}/raw/*-ubyte files),\n"
+        f"  - set GENCOURSE_DATA to the folder that contains {cls_name}/raw/ (the four *-ubyte files),\n"
         "    e.g. `export GENCOURSE_DATA=/path/to/datasets` (or pass root=...), or\n"
-        f"  - connect to the internet once and call gencourse.data.{cls_name.lower()}() to download it."
+        f"  - connect to the internet once and call gencourse.data.{LOADERS[cls_name]}() to download it."
     ) from None
 
 
@@ -220,7 +337,10 @@ def mnist(train: bool = True, root=None, download: bool = True) -> ImageData:
 
     ``root`` is a dataset root laid out as torchvision expects (``<root>/MNIST/raw/...``); by default
     ``$GENCOURSE_DATA``, then the repository's ``data/``. Missing files are downloaded when ``download``
-    is true and the machine is online; otherwise a :class:`DatasetNotFoundError` says where we looked.
+    is true and the machine is online; otherwise a :class:`DatasetNotFoundError` says where we looked
+    (it also says so when the root points at ``MNIST/`` or ``MNIST/raw/`` instead of the folder above them).
+    The split's files are checked first (size, idx header, label range): a damaged one is a
+    :class:`DatasetCorruptError` that names it, with the expected and found size, and is never used.
     """
     ds = _load_torchvision("MNIST", train, root, download)
     return ImageData(ds.data.unsqueeze(1).contiguous(), ds.targets, name=f"MNIST-{'train' if train else 'test'}")

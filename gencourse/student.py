@@ -3,6 +3,7 @@
     python -m gencourse.student notebooks/ student/           # every notebook in the folder
     python -m gencourse.student notebooks/04_vae_basics.ipynb student/
     python -m gencourse.student --list notebooks/             # the exercises, as a markdown table
+    python -m gencourse.student notebooks/ student/ --force   # also replace notebooks students changed
 
 In the repository (the solution edition, the one CI runs) each exercise's reference answer sits between
 two marker lines::
@@ -21,21 +22,33 @@ so the check cell that follows (``gencourse.exercises.check_<name>(fn)``, built 
 :func:`gencourse.exercises.checker`) answers "`gaussian_kl` is not written yet ..." instead of failing
 somewhere later. Outputs and execution counts are stripped. Markers must come in pairs inside one code
 cell, never nested; anything else is a :class:`SolutionMarkerError` that names the notebook and cell.
+Markers are matched whatever their case and spacing (``# begin  solution`` works too); a line that only
+looks like one (``# BEGIN SOLUTIONS``, ``## BEGIN SOLUTION``, ``# BEGIN_SOLUTION``, a marker after code...)
+is an error as well, so a mistyped marker never leaks a reference answer into the student edition.
+
+Running the command again never loses a student's work: a notebook in the destination that differs from
+the edition it would write (a student's answers, or an edition made from older notebooks) is kept and
+reported, and the command exits with status 1; ``--force`` replaces such notebooks. New notebooks are
+written, identical ones left alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\b")
-END = re.compile(r"^[ \t]*#\s*END SOLUTION\b")
+BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN\s+SOLUTION\b", re.IGNORECASE)
+END = re.compile(r"^[ \t]*#\s*END\s+SOLUTION\b", re.IGNORECASE)
+# What a mistyped marker looks like: a comment with BEGIN/END/START/STOP then SOLUTION, in any case or spacing.
+NEAR_MISS = re.compile(r"#.*\b(?:BEGIN|END|START|STOP)[\W_]*SOLUTION", re.IGNORECASE)
 STUB = 'raise NotImplementedError("your turn: replace this line with your code, then run the check cell below")'
 CHECK_CALL = re.compile(r"\b(?:gencourse\.)?exercises\.(check_\w+)\s*\(")
 DEFINITION = re.compile(r"^(?:def|class)\s+(\w+)", re.MULTILINE)
@@ -67,7 +80,13 @@ def solution_blocks(source: str, where: str = "this cell") -> list[tuple[int, in
     blocks, open_at, indent = [], None, ""
     lines = source.splitlines()
     for number, line in enumerate(lines):
-        begin = BEGIN.match(line)
+        begin, end = BEGIN.match(line), END.match(line)
+        if not begin and not end and NEAR_MISS.search(line):
+            raise SolutionMarkerError(
+                f"{where}, line {number + 1}: {line.strip()!r} looks like a solution marker but is not one, so its "
+                "solution would stay in the student edition; write '# BEGIN SOLUTION' or '# END SOLUTION' alone "
+                "on its line, at the indentation of the code, or reword the comment"
+            )
         if begin and open_at is not None:
             raise SolutionMarkerError(
                 f"{where}, line {number + 1}: '# BEGIN SOLUTION' inside the block opened on line {open_at + 1}; "
@@ -75,7 +94,7 @@ def solution_blocks(source: str, where: str = "this cell") -> list[tuple[int, in
             )
         if begin:
             open_at, indent = number, begin.group("indent")
-        elif END.match(line):
+        elif end:
             if open_at is None:
                 raise SolutionMarkerError(
                     f"{where}, line {number + 1}: '# END SOLUTION' without a '# BEGIN SOLUTION' above it"
@@ -170,35 +189,82 @@ def notebook_paths(src: Path) -> list[Path]:
     return paths
 
 
-def write_student_edition(src: Path, dest: Path) -> list[tuple[Path, int]]:
+def read_notebook(path: Path):
+    """``nbformat.read`` with the file's name in the error when it is not a notebook."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except OSError:
+        raise
+    except Exception as exc:  # NotJSONError, a JSON or schema error...: all mean "not a notebook"
+        raise ValueError(f"{path} is not a readable notebook ({type(exc).__name__}: {exc})") from None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :func:`write_student_edition` did with one notebook."""
+
+    path: Path  # the student edition's path
+    source: Path  # the solution notebook it comes from
+    exercises: int
+    status: str  # "new", "unchanged" (already identical), "overwritten" (differed; --force) or "kept" (differed)
+
+
+def _edition_bytes(nb) -> bytes:
+    text = nbformat.writes(nb)
+    return (text if text.endswith("\n") else text + "\n").encode("utf-8")  # what nbformat.write puts on disk
+
+
+def _write_atomically(target: Path, content: bytes) -> None:
+    """Write through a temporary file in the same folder, so an interrupted write never leaves half a notebook."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # created with the usual permissions (umask)
+    try:
+        tmp.write_bytes(content)
+        if target.exists():
+            shutil.copymode(target, tmp)  # an overwritten notebook keeps its permissions
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_student_edition(src: Path, dest: Path, force: bool = False) -> list[Written]:
     """Write the student edition of ``src`` (a notebook or a folder) into ``dest`` (a folder, or a
-    ``.ipynb`` path when ``src`` is one notebook). Returns ``(written path, number of exercises)`` pairs.
-    Every notebook is checked before anything is written, so a marker error leaves ``dest`` untouched."""
+    ``.ipynb`` path when ``src`` is one notebook), and say what happened to each notebook.
+
+    A notebook already in ``dest`` that differs from the edition to write (a student's work) is kept
+    (status ``"kept"``) unless ``force``; one identical to it is left alone. Every notebook is read and
+    checked before anything is written, so a marker error leaves ``dest`` untouched."""
     paths = notebook_paths(src)
     dest = Path(dest)
     single_file = dest.suffix == ".ipynb"
     if single_file and len(paths) > 1:
         raise ValueError(f"{src} holds {len(paths)} notebooks: give a folder as the destination, not {dest}")
-    editions = []
+    plan = []
     for path in paths:
         target = dest if single_file else dest / path.name
-        if target.resolve() == path.resolve():
+        if target.resolve() == path.resolve() or (target.exists() and os.path.samefile(target, path)):
             raise ValueError(f"the student edition of {path} would overwrite it: choose another destination")
-        nb = nbformat.read(path, as_version=4)
-        editions.append((target, student_notebook(nb, path.name), len(exercises(nb, path.name))))
-    written = []
-    for target, nb, count in editions:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, target)
-        written.append((target, count))
-    return written
+        nb = read_notebook(path)
+        content = _edition_bytes(student_notebook(nb, path.name))
+        if not target.exists():
+            status = "new"
+        elif target.read_bytes().replace(b"\r\n", b"\n") == content:
+            status = "unchanged"
+        else:
+            status = "overwritten" if force else "kept"
+        plan.append((Written(target, path, len(exercises(nb, path.name)), status), content))
+    for written, content in plan:
+        if written.status in ("new", "overwritten"):
+            _write_atomically(written.path, content)
+    return [written for written, _ in plan]
 
 
 def exercise_table(paths: list[Path]) -> str:
     """A markdown table of every exercise: notebook, what the student writes, which checker grades it."""
     rows = ["| notebook | you write | checked by |", "| --- | --- | --- |"]
     for path in paths:
-        for ex in exercises(nbformat.read(path, as_version=4), path.name):
+        for ex in exercises(read_notebook(path), path.name):
             rows.append(
                 f"| `{path.stem}` | {', '.join(f'`{f}`' for f in ex.functions) or '(a code block)'} | "
                 f"{', '.join(f'`{c}`' for c in ex.checkers) or '(no check cell)'} |"
@@ -206,11 +272,43 @@ def exercise_table(paths: list[Path]) -> str:
     return "\n".join(rows)
 
 
+def _report(results: list[Written]) -> int:
+    """Print what happened to each notebook; 1 when some were kept, else 0."""
+    notes = {"new": "", "unchanged": " (unchanged)", "overwritten": " (overwritten, --force)"}
+    for w in results:
+        if w.status != "kept":
+            count = f"{w.exercises} exercise{'s' if w.exercises != 1 else ''}"
+            print(f"{w.path}: {count} left for the student{notes[w.status]}")
+    kept = [w for w in results if w.status == "kept"]
+    for w in kept:
+        print(
+            f"kept {w.path}: it differs from the student edition of {w.source} (a student's answers, or an edition "
+            "of older notebooks), so it was not overwritten",
+            file=sys.stderr,
+        )
+    if len(kept) == 1:
+        it, its, was = "it", "its", "1 notebook kept as it was"
+    else:
+        it, its, was = "them", "their", f"{len(kept)} notebooks kept as they were"
+    if kept:
+        print(
+            f"{was}. To replace {it} with the new student edition (losing {its} changes), rerun with --force; "
+            f"to keep {it} and get the new edition too, rename or move {it} first, or write into another folder.",
+            file=sys.stderr,
+        )
+    return 1 if kept else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gencourse.student", description=__doc__.splitlines()[0])
     parser.add_argument("src", type=Path, help="a notebook, or a folder of notebooks (e.g. notebooks/)")
     parser.add_argument("dest", type=Path, nargs="?", help="output folder (or .ipynb path for one notebook)")
     parser.add_argument("--list", action="store_true", help="print the exercises as a markdown table instead")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace notebooks in the destination that differ from the new edition (a student's answers are lost)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.list:
@@ -218,12 +316,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.dest is None:
             parser.error("give a destination folder, e.g. student/")
-        for target, count in write_student_edition(args.src, args.dest):
-            print(f"{target}: {count} exercise{'s' if count != 1 else ''} left for the student")
+        return _report(write_student_edition(args.src, args.dest, force=args.force))
     except (ValueError, OSError) as exc:  # SolutionMarkerError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -117,3 +119,152 @@ def test_scaling_helpers_round_trip():
     x = torch.rand(10)
     assert torch.allclose(data.from_symmetric(data.to_symmetric(x)), x)
     assert data.to_unit(torch.tensor([0, 255], dtype=torch.uint8)).tolist() == [0.0, 1.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# A corrupt or misplaced dataset is reported as such (copies in tmp_path; the mirror is never touched)
+# ---------------------------------------------------------------------------------------------
+
+RAW_SIZES = {
+    "train-images-idx3-ubyte": 47040016,
+    "train-labels-idx1-ubyte": 60008,
+    "t10k-images-idx3-ubyte": 7840016,
+    "t10k-labels-idx1-ubyte": 10008,
+}
+
+
+MIRROR_ROOTS = [Path(os.environ["GENCOURSE_DATA"])] if os.environ.get("GENCOURSE_DATA") else []  # read before
+MIRROR_ROOTS.append(Path(__file__).resolve().parents[1] / "data")  # the `offline` fixture unsets it
+
+
+def mirror_raw() -> Path:
+    """The raw folder of the MNIST mirror the suite runs on (skip when there is none)."""
+    for root in MIRROR_ROOTS:
+        raw = root / "MNIST" / "raw"
+        if all((raw / name).is_file() for name in RAW_SIZES):
+            return raw
+    pytest.skip("no MNIST mirror: set GENCOURSE_DATA to the folder that contains MNIST/raw")
+
+
+def dataset_copy(tmp_path, folder="MNIST", replace: dict | None = None) -> Path:
+    """``tmp_path/datasets/<folder>/raw`` holding links to the mirror's files, except those in ``replace``
+    (file name -> bytes), written as real files. Returns the dataset root ``tmp_path/datasets``."""
+    raw = tmp_path / "datasets" / folder / "raw"
+    raw.mkdir(parents=True)
+    for name in RAW_SIZES:
+        if replace and name in replace:
+            (raw / name).write_bytes(replace[name])
+        else:
+            (raw / name).symlink_to(mirror_raw() / name)
+    return tmp_path / "datasets"
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Downloads fail at once (connection refused), whatever network the machine has."""
+    import torchvision.datasets
+
+    for cls in (torchvision.datasets.MNIST, torchvision.datasets.FashionMNIST):
+        monkeypatch.setattr(cls, "mirrors", ["http://127.0.0.1:9/"])
+    monkeypatch.delenv("GENCOURSE_DATA", raising=False)
+
+
+def head(name: str, n: int) -> bytes:
+    with open(mirror_raw() / name, "rb") as f:
+        return f.read(n)
+
+
+def labels_with(value: int) -> bytes:
+    good = bytearray(head("train-labels-idx1-ubyte", 60008))
+    good[8 + 123] = value
+    return bytes(good)
+
+
+@pytest.mark.parametrize(
+    "name, content, train, problem",
+    [
+        (
+            "train-images-idx3-ubyte",
+            "truncated",
+            True,
+            "expected 47040016 bytes (60000 images of 28x28), found 1000016",
+        ),
+        ("train-labels-idx1-ubyte", "random", True, "its header reads magic number"),
+        ("t10k-labels-idx1-ubyte", "random-short", False, "expected 10008 bytes (10000 labels), found 1234"),
+        ("t10k-images-idx3-ubyte", "empty", False, "expected 7840016 bytes (10000 images of 28x28), found 0"),
+        ("train-labels-idx1-ubyte", "label 200", True, "label 200 at index 123"),
+    ],
+)
+def test_a_corrupt_file_is_named_with_its_expected_and_found_size(tmp_path, offline, name, content, train, problem):
+    rng = torch.Generator().manual_seed(0)
+    bad = {
+        "truncated": lambda: head(name, 1_000_016),
+        "random": lambda: bytes(torch.randint(0, 256, (60008,), generator=rng, dtype=torch.uint8).tolist()),
+        "random-short": lambda: bytes(torch.randint(0, 256, (1234,), generator=rng, dtype=torch.uint8).tolist()),
+        "empty": lambda: b"",
+        "label 200": lambda: labels_with(200),
+    }[content]()
+    root = dataset_copy(tmp_path, replace={name: bad})
+    before = tree(root)
+    with pytest.raises(OSError) as info:  # a bare AssertionError or RuntimeError from torchvision fails here
+        data.mnist(train=train, root=root)
+    message = str(info.value)
+    assert type(info.value).__name__ == "DatasetCorruptError", message
+    assert f"{root / 'MNIST' / 'raw' / name} is corrupt" in message
+    assert problem in message
+    assert "delete it" in message and "copy it again" in message
+    assert "was not found" not in message and "downloading into" not in message
+    assert tree(root) == before, "nothing is created or removed inside the dataset tree"
+
+
+@pytest.mark.parametrize("inside", ["MNIST", "MNIST/raw"])
+@pytest.mark.parametrize("how", ["GENCOURSE_DATA", "root"])
+def test_a_root_pointing_inside_the_dataset_tree_says_where_to_point_it(tmp_path, offline, monkeypatch, inside, how):
+    root = dataset_copy(tmp_path)
+    before = tree(root)
+    wrong = root / inside
+    if how == "GENCOURSE_DATA":
+        monkeypatch.setenv("GENCOURSE_DATA", str(wrong))
+    with pytest.raises(data.DatasetNotFoundError) as info:
+        data.mnist(root=wrong if how == "root" else None)  # download=True: nothing may be created either
+    message = str(info.value)
+    assert f"{'GENCOURSE_DATA' if how == 'GENCOURSE_DATA' else 'root'}={wrong}" in message
+    assert f"point it at the folder that contains MNIST/: {root}" in message
+    assert tree(root) == before, "no MNIST/raw folder was created inside the dataset tree"
+
+
+def test_idx_files_loose_in_the_root_are_told_where_they_belong(tmp_path, offline, monkeypatch):
+    (tmp_path / "downloads").mkdir()
+    for name in RAW_SIZES:
+        (tmp_path / "downloads" / name).symlink_to(mirror_raw() / name)
+    monkeypatch.setenv("GENCOURSE_DATA", str(tmp_path / "downloads"))
+    with pytest.raises(data.DatasetNotFoundError) as info:
+        data.mnist()
+    assert f"GENCOURSE_DATA={tmp_path / 'downloads'} holds idx files directly" in str(info.value)
+    assert f"move them into {tmp_path / 'downloads' / 'MNIST' / 'raw'}" in str(info.value)
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == sorted(RAW_SIZES)
+
+
+def test_missing_files_are_listed(tmp_path, offline):
+    root = dataset_copy(tmp_path)
+    (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(data.DatasetNotFoundError) as info:
+        data.mnist(train=True, root=root, download=False)
+    message = str(info.value)
+    assert f"{root / 'MNIST' / 'raw'}   (the root argument; missing: t10k-labels-idx1-ubyte)" in message
+
+
+def test_fashion_mnist_uses_the_same_checks(tmp_path, offline):
+    """FashionMNIST's idx files have MNIST's sizes and headers, so MNIST's files stand in for them here."""
+    root = dataset_copy(tmp_path, folder="FashionMNIST")
+    test = data.fashion_mnist(train=False, root=root, download=False)
+    assert test.images.shape == (10000, 1, 28, 28) and test.classes[0] == "T-shirt/top"
+    bad = dataset_copy(tmp_path / "bad", folder="FashionMNIST", replace={"t10k-images-idx3-ubyte": b"\0" * 100})
+    with pytest.raises(OSError, match=r"FashionMNIST/raw/t10k-images-idx3-ubyte is corrupt.*found 100\b"):
+        data.fashion_mnist(train=False, root=bad)
+    with pytest.raises(data.DatasetNotFoundError, match=r"call gencourse\.data\.fashion_mnist\(\) to download"):
+        data.fashion_mnist(root=tmp_path / "empty", download=False)

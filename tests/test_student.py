@@ -169,3 +169,134 @@ def test_the_message_names_the_function(monkeypatch):
     (ex,) = exercises(solution)
     with pytest.raises(ExerciseError, match="^`double` is not written yet"):
         run_exercise(student_notebook(solution), ex)
+
+
+# ---------------------------------------------------------------------------------------------
+# Markers in another case, and near-misses that would leak a solution
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "begin, end",
+    [
+        ("# begin solution", "# end solution"),
+        ("# Begin Solution", "#End  Solution"),
+        ("#BEGIN SOLUTION", "# END SOLUTION"),
+    ],
+)
+def test_markers_in_another_case_or_spacing_are_stripped_like_the_usual_ones(begin, end):
+    source = f"def f(x):\n    a = 1\n    {begin}\n    return a * x\n    {end}\n\n\nprint(f)"
+    assert strip_solutions(source) == f"def f(x):\n    a = 1\n    {STUB}\n\n\nprint(f)"
+    nb = course_notebook()
+    nb.cells[6].source = nb.cells[6].source.replace("# BEGIN SOLUTION", begin).replace("# END SOLUTION", end)
+    student = student_notebook(nb, "x.ipynb")
+    assert student.cells[6].source == student_notebook(course_notebook(), "x.ipynb").cells[6].source
+    assert not any(line in student.cells[6].source for line in SOLUTION_LINES)
+    assert len(exercises(nb, "x.ipynb")) == 1
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "# BEGIN SOLUTIONS",
+        "# BEGIN_SOLUTION",
+        "## BEGIN SOLUTION",
+        "#BEGIN-SOLUTION",
+        "# START SOLUTION",
+        "y = 0  # BEGIN SOLUTION",
+    ],
+)
+def test_a_near_miss_of_a_marker_is_refused_instead_of_leaking_the_solution(marker, tmp_path, capsys):
+    nb = course_notebook()
+    nb.cells[6].source = nb.cells[6].source.replace("# BEGIN SOLUTION", marker)
+    with pytest.raises(SolutionMarkerError) as info:
+        student_notebook(nb, "03_example.ipynb")
+    message = str(info.value)
+    assert f"03_example.ipynb, cell 7 (id {nb.cells[6].id!r}), line 3: {marker.strip()!r}" in message
+    assert "looks like a solution marker" in message and "'# BEGIN SOLUTION'" in message
+    # the command stops before writing anything
+    nbformat.write(nb, tmp_path / "03_example.ipynb")
+    assert main([str(tmp_path / "03_example.ipynb"), str(tmp_path / "student")]) == 1
+    assert "03_example.ipynb, cell 7" in capsys.readouterr().err
+    assert not (tmp_path / "student").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the command again never loses a student's work
+# ---------------------------------------------------------------------------------------------
+
+
+def answer(path):
+    """What a student does: write the answer into the exercise cell of the student edition, and save."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[6].source = nb.cells[6].source.replace(STUB, "return x * 2  # my answer")
+    nbformat.write(nb, path)
+    return path.read_bytes()
+
+
+def test_rerunning_into_a_folder_keeps_the_notebooks_students_changed(tmp_path, capsys):
+    src, dest = tmp_path / "notebooks", tmp_path / "student"
+    src.mkdir()
+    nbformat.write(course_notebook(), src / "01_a.ipynb")
+    nbformat.write(course_notebook(), src / "02_b.ipynb")
+    assert main([str(src), str(dest)]) == 0
+    capsys.readouterr()
+    mine = answer(dest / "01_a.ipynb")
+    untouched = (dest / "02_b.ipynb").read_bytes()
+    nbformat.write(course_notebook(), src / "03_c.ipynb")  # the instructor adds a notebook
+
+    assert main([str(src), str(dest)]) == 1
+    out, err = capsys.readouterr()
+    assert (dest / "01_a.ipynb").read_bytes() == mine, "the student's answer was overwritten"
+    assert f"kept {dest / '01_a.ipynb'}: it differs from the student edition" in err
+    assert "--force" in err and "1 notebook kept" in err
+    assert f"{dest / '02_b.ipynb'}: 1 exercise left for the student (unchanged)" in out
+    assert (dest / "02_b.ipynb").read_bytes() == untouched
+    assert f"{dest / '03_c.ipynb'}: 1 exercise left for the student" in out and (dest / "03_c.ipynb").exists()
+    assert sorted(p.name for p in dest.iterdir()) == ["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"]
+
+    assert main([str(src), str(dest), "--force"]) == 0
+    assert f"{dest / '01_a.ipynb'}: 1 exercise left for the student (overwritten, --force)" in capsys.readouterr().out
+    assert nbformat.read(dest / "01_a.ipynb", as_version=4).cells[6].source.endswith(f"    {STUB}")
+    assert sorted(p.name for p in dest.iterdir()) == ["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"]  # no temp files
+
+
+def test_an_unchanged_rerun_succeeds_and_rewrites_nothing(tmp_path, capsys):
+    path = tmp_path / "04_demo.ipynb"
+    nbformat.write(with_outputs(course_notebook()), path)
+    assert main([str(path), str(tmp_path / "student")]) == 0
+    before = (tmp_path / "student" / "04_demo.ipynb").stat()
+    assert main([str(path), str(tmp_path / "student")]) == 0
+    assert "(unchanged)" in capsys.readouterr().out
+    after = (tmp_path / "student" / "04_demo.ipynb").stat()
+    assert (after.st_mtime_ns, after.st_ino) == (before.st_mtime_ns, before.st_ino)
+    assert after.st_mode & 0o644 == 0o644, "written with the usual permissions"
+
+
+def test_a_single_notebook_destination_is_not_overwritten_either(tmp_path, capsys):
+    path, out = tmp_path / "04_demo.ipynb", tmp_path / "mine.ipynb"
+    nbformat.write(course_notebook(), path)
+    out.write_text("not even a notebook: a student's notes")
+    assert main([str(path), str(out)]) == 1
+    assert out.read_text() == "not even a notebook: a student's notes"
+    err = capsys.readouterr().err
+    assert f"kept {out}" in err and "--force" in err
+    assert main([str(path), str(out), "--force"]) == 0
+    assert nbformat.read(out, as_version=4).cells[6].source.endswith(f"    {STUB}")
+
+
+def test_a_destination_that_is_the_source_under_another_name_is_refused(tmp_path, capsys):
+    path = tmp_path / "04_demo.ipynb"
+    nbformat.write(course_notebook(), path)
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "04_demo.ipynb").hardlink_to(path)
+    assert main([str(path), str(tmp_path / "link"), "--force"]) == 1
+    assert "would overwrite it" in capsys.readouterr().err
+    assert "BEGIN SOLUTION" in path.read_text()
+
+
+def test_an_unreadable_notebook_is_named(tmp_path, capsys):
+    (tmp_path / "01_broken.ipynb").write_text("{ not json")
+    assert main([str(tmp_path), str(tmp_path / "student")]) == 1
+    assert f"error: {tmp_path / '01_broken.ipynb'} is not a readable notebook" in capsys.readouterr().err
+    assert not (tmp_path / "student").exists()
