@@ -11,10 +11,12 @@ def test_profile_reads_the_environment(monkeypatch, name):
     assert gencourse.profile().name == name.strip().lower()
 
 
-def test_profile_default_is_full_on_cuda_else_lecture(monkeypatch):
+def test_profile_default_is_lecture_on_every_device(monkeypatch):
     monkeypatch.delenv("GENCOURSE_PROFILE", raising=False)
-    assert gencourse.profile().name == ("full" if torch.cuda.is_available() else "lecture")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert gencourse.profile().name == "lecture"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a CUDA machine: still lecture
+    assert gencourse.profile().name == "lecture"
+    monkeypatch.setenv("GENCOURSE_PROFILE", "full")  # full only when asked for
     assert gencourse.profile().name == "full"
 
 
