@@ -7,12 +7,14 @@
 
 Runs the family scripts in turn (``benchmarks.gan``, ``benchmarks.vae``, ``benchmarks.flows``,
 ``benchmarks.diffusion``; each can also be run alone, see its ``--help``). Each uses the very models the
-notebooks build (the ``@course_model`` functions), trained on first use or loaded from the model cache, and
+notebooks build (the recipes of ``gencourse.recipes``), trained on first use or loaded from the model cache, and
 merges its figures into ``benchmarks/results-<profile>.json`` (with the hardware, torch version and date)
 and ``benchmarks/results.md``: training time, sampling time per 1000 samples, the judge's scores of 10,000
 samples (FID in the judge's feature space, Inception Score, precision, recall, confident share, digits
 present), the test log-likelihood where the model has one, and the 2D GANs' mode metrics. Then it draws
-one grid of samples per family into ``benchmarks/samples-<profile>.png``.
+one grid of samples per family into ``benchmarks/samples-<profile>.png`` and re-renders the results page
+``docs/results.md`` and the README's generated blocks (``python -m benchmarks.report``), also with
+``--figure-only``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import importlib
 import os
 import time
 
-from benchmarks import results
+from benchmarks import report, results
 
 FAMILIES = ("gan", "vae", "flows", "diffusion")
 
@@ -36,21 +38,23 @@ def sample_figure(profile: str, n: int = 40):
     import torch
 
     from benchmarks.diffusion import AUTOGUIDANCE, STEPS
-    from gencourse import data, diffusion, flows, gan, plot, seed_everything, vae
+    from gencourse import data, plot, recipes, seed_everything
 
     def symmetric(x):
         return data.from_symmetric(x)
 
     families = [
-        ("DCGAN", lambda: symmetric(gan.dcgan_mnist()[0].sample(n))),
-        ("conditional GAN", lambda: symmetric(gan.conditional_gan_mnist()[0].sample(n))),
-        ("VAE (mean of p(x|z))", lambda: vae.mnist_vae()[0].sample(n)),
-        ("flow (temperature 0.7)", lambda: flows.mnist_flow()[0].sample(n, temperature=0.7).clamp(0, 1)),
+        ("DCGAN", lambda: symmetric(recipes.gan.dcgan_mnist()[0].sample(n))),
+        ("conditional GAN", lambda: symmetric(recipes.gan.conditional_gan_mnist()[0].sample(n))),
+        ("VAE (mean of p(x|z))", lambda: recipes.vae.mnist_vae()[0].sample(n)),
+        ("flow (temperature 0.7)", lambda: recipes.flows.mnist_flow()[0].sample(n, temperature=0.7).clamp(0, 1)),
         (
             f"DDPM ({STEPS}-step DDIM, autoguidance {AUTOGUIDANCE:g})",
-            lambda: symmetric(diffusion.mnist_ddpm()[0].sample(n, steps=STEPS, eta=1.0, autoguidance=AUTOGUIDANCE)),
+            lambda: symmetric(
+                recipes.diffusion.mnist_ddpm()[0].sample(n, steps=STEPS, eta=1.0, autoguidance=AUTOGUIDANCE)
+            ),
         ),
-        ("latent diffusion", lambda: diffusion.mnist_latent_diffusion()[0].sample(n, steps=50, eta=1.0)),
+        ("latent diffusion", lambda: recipes.diffusion.mnist_latent_diffusion()[0].sample(n, steps=50, eta=1.0)),
     ]
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.4))
     for ax, (name, draw) in zip(axes.flat, families):
@@ -80,6 +84,8 @@ def main(argv=None):
             print(f"\n=== {family} ({time.perf_counter() - start:.0f} s so far) ===", flush=True)
             importlib.import_module(f"benchmarks.{family}").main(["--profile", args.profile])
     print(f"\nsamples: {sample_figure(args.profile)}")
+    for path in report.write():  # the results page and the README's generated blocks, from the JSON
+        print(f"re-rendered {path}")
     print(f"all done in {time.perf_counter() - start:.0f} s; the table is in {results.HERE / 'results.md'}")
 
 

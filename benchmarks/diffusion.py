@@ -5,7 +5,7 @@
     python -m benchmarks.diffusion --profile lecture --n-ddpm 200    # quicker: fewer DDPM samples
     python -m benchmarks.diffusion --profile lecture --sections judged --steps 50   # one part, another sampler
 
-Uses the very models the notebook uses (the ``@course_model`` functions of ``gencourse.diffusion``),
+Uses the very models the notebook uses (the recipes of ``gencourse.recipes.diffusion``),
 trained on first use or loaded from the model cache. Reports, with the judge's scores (FID in the judge's
 feature space, Inception Score, precision, recall, confident fraction, digits present):
 
@@ -83,12 +83,12 @@ def main(argv=None):
     )
     args = results.parse_args(parser, argv)
 
-    from gencourse import diffusion, metrics, profile
+    from gencourse import metrics, profile, recipes
 
     p = profile()
     n = args.n_samples or p.pick(smoke=64, lecture=10000, full=10000)
     n_ddpm = args.n_ddpm or p.pick(smoke=64, lecture=1000, full=10000)
-    model, history = diffusion.mnist_ddpm()
+    model, history = recipes.diffusion.mnist_ddpm()
     cached = "loaded_from" in history.meta
     train_s = history.meta["train_seconds"]
     print(
@@ -113,7 +113,7 @@ def main(argv=None):
     if "guided" in args.sections:
         results.save(args.profile, "models", guided_rows(n_ddpm, args.batch))
     if "latent" in args.sections:
-        latent, latent_history = diffusion.mnist_latent_diffusion()
+        latent, latent_history = recipes.diffusion.mnist_latent_diffusion()
         x, seconds = timed_samples(latent, n, args.batch, seed=2, symmetric=False, steps=50, eta=1.0)
         scores = metrics.evaluate_samples(x)
         print(f"latent diffusion (DDIM 50): {n} samples in {seconds:.1f} s; FID {scores['fid']:.2f}")
@@ -160,9 +160,9 @@ def guided_rows(n_ddpm: int, batch: int) -> dict:
     requested digit, and the diversity within each class."""
     import torch
 
-    from gencourse import diffusion, metrics
+    from gencourse import metrics, recipes
 
-    guided, guided_history = diffusion.mnist_ddpm_guided()
+    guided, guided_history = recipes.diffusion.mnist_ddpm_guided()
     judge, rows = metrics.judge(), {}
     per_class = max(1, n_ddpm // 10)
     wanted = torch.arange(10).repeat_interleave(per_class)

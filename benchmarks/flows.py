@@ -5,9 +5,9 @@
 
 Targets: 2D moons test log-likelihood clearly above the best single Gaussian; MNIST test bits/dim
 <= 1.5 in the lecture profile (<= 10 minutes of training on a 2-core CPU) and <= 1.10 in the full profile.
-The models are the course's own (``gencourse.flows.toy2d_flow``, ``gencourse.flows.mnist_flow``), so the
-numbers are the notebook's numbers. Training time is only measured when the cache is cold
-(``GENCOURSE_RETRAIN=1`` forces it).
+The models are the course's own (``gencourse.recipes.flows.toy2d_flow``, ``mnist_flow``), so the numbers
+are the notebook's numbers. Training time is only measured when the cache is cold (``GENCOURSE_RETRAIN=1``
+forces it).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ TARGET_BPD = {"smoke": None, "lecture": 1.5, "full": 1.10}
 
 
 def toy2d_results() -> list[dict]:
-    from gencourse import data, flows
+    from gencourse import data, flows, recipes
 
     rows = []
     for name in ("moons", "checkerboard"):
-        flow, history = flows.toy2d_flow(name)
+        flow, history = recipes.flows.toy2d_flow(name)
         train, test = data.toy2d(name, 20_000, seed=1), data.toy2d(name, 20_000, seed=2)
         with torch.no_grad():
             ll_flow = flow.log_prob(test).mean().item()
@@ -49,9 +49,9 @@ def toy2d_results() -> list[dict]:
 
 
 def mnist_results(judge: bool) -> dict:
-    from gencourse import data, flows, profile
+    from gencourse import data, flows, profile, recipes
 
-    flow, history = flows.mnist_flow()
+    flow, history = recipes.flows.mnist_flow()
     test = data.mnist(train=False).tensors("uint8")[0]
     start = time.perf_counter()
     bpd = flows.evaluate_bits_per_dim(flow, test)

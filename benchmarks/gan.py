@@ -4,11 +4,12 @@
     python -m benchmarks.gan --profile lecture --retrain    # train afresh: measures the training time
     python -m benchmarks.gan --profile lecture --only toy2d # just the 2D mixtures (or: mnist)
 
-Uses the very models the notebooks use (``gencourse.gan.toy_gan`` and the ``@course_model`` functions
+Uses the very models the notebooks use (``gencourse.recipes.gan.toy_gan`` and the ``@course_model`` functions
 ``dcgan_mnist``, ``conditional_gan_mnist``, ``sngan_mnist``, ``infogan_mnist``). Reports:
 
 - 2D mixtures (notebook 02, section 5): for ring8 and grid25, the plain GAN, PacGAN4 and the plain GAN
-  with batches of 1024 (``gan.TOY_VARIANTS``), same networks and steps: modes covered and share of high-quality samples
+  with batches of 1024 (``recipes.gan.TOY_VARIANTS``), same networks and steps: modes covered and share of
+  high-quality samples
   (``gencourse.metrics.mode_metrics``: 2500 samples, within 3 std of a mode centre, a mode covered when
   at least one high-quality sample is nearest to it), for ``--seeds`` training seeds (seed 0 is the
   notebooks' model) and ``--draws`` draws of 2500 samples each; and the training time.
@@ -36,14 +37,14 @@ from benchmarks import results
 def toy2d(draws: int, seeds: int) -> dict:
     import torch
 
-    from gencourse import data, gan, metrics, seed_everything
+    from gencourse import data, metrics, recipes, seed_everything
 
     rows = {}
-    for dataset in gan.TOY_DATASETS:
-        for variant in gan.TOY_VARIANTS:
+    for dataset in recipes.gan.TOY_DATASETS:
+        for variant in recipes.gan.TOY_VARIANTS:
             per_seed, train_s = [], []
             for training_seed in range(seeds):
-                model, history = gan.toy_gan(dataset, variant, seed=training_seed)
+                model, history = recipes.gan.toy_gan(dataset, variant, seed=training_seed)
                 scores = []
                 for seed in range(draws):
                     seed_everything(seed)
@@ -61,7 +62,7 @@ def toy2d(draws: int, seeds: int) -> dict:
                 train_s.append(history.meta["train_seconds"] - history.meta.get("eval_seconds", 0.0))
             modes = torch.tensor([r["modes"] for r in per_seed])
             quality = torch.tensor([r["high_quality"] for r in per_seed])
-            label = f"{dataset} {gan.TOY_VARIANTS[variant].label}"
+            label = f"{dataset} {recipes.gan.TOY_VARIANTS[variant].label}"
             rows[label] = {
                 "train_s": round(sum(train_s) / len(train_s), 1),
                 "steps": history.meta["steps"],
@@ -90,10 +91,15 @@ def toy2d(draws: int, seeds: int) -> dict:
 def mnist(n_samples: int) -> dict:
     import torch
 
-    from gencourse import data, gan, metrics, seed_everything
+    from gencourse import data, metrics, recipes, seed_everything
 
     rows = {}
-    for fn in (gan.dcgan_mnist, gan.conditional_gan_mnist, gan.sngan_mnist, gan.infogan_mnist):
+    for fn in (
+        recipes.gan.dcgan_mnist,
+        recipes.gan.conditional_gan_mnist,
+        recipes.gan.sngan_mnist,
+        recipes.gan.infogan_mnist,
+    ):
         model, history = fn()
         seed_everything(0)
         start = time.perf_counter()

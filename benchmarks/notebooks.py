@@ -5,7 +5,9 @@
 
 Each notebook runs in a fresh kernel from the notebooks/ folder, exactly as a student would run it.
 ``--cold`` starts from an empty model cache (the first run of the course); by default the cache in
-data/cache is used as it is, which is what a lecture with pretrained models sees.
+data/cache is used as it is, which is what a lecture with pretrained models sees. The two are recorded
+apart (``notebooks_cold`` and ``notebooks`` in ``results-<profile>.json``); the README's table and each
+notebook's title cell show them (``python -m benchmarks.report`` rewrites both).
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def run_notebook(path: Path, timeout: int = 3600, save: Path | None = None) -> f
     return time.perf_counter() - start
 
 
+def section(cold: bool) -> str:
+    """Where a run's times go in the results: an empty cache (a first run) and a filled one are kept apart."""
+    return "notebooks_cold" if cold else "notebooks"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=["smoke", "lecture", "full"], required=True)
@@ -66,7 +73,7 @@ def main(argv=None):
             "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
         }
         print(f"  {seconds:.1f} s", flush=True)
-        results.save(args.profile, "notebooks", {p.stem: times[p.stem]})
+        results.save(args.profile, section(args.cold), {p.stem: times[p.stem]})
     print(f"written to {results.path(args.profile)} and {results.HERE / 'results.md'}")
 
 

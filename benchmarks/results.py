@@ -1,5 +1,7 @@
 """Where benchmark figures are kept: one JSON file per profile (``results-<profile>.json``) that every
-benchmark script merges its section into, and ``results.md``, rendered from all of them."""
+benchmark script merges its section into, and ``results.md``, every figure rendered from all of them. Each
+save also re-renders the results page ``docs/results.md`` and the README's generated blocks
+(:mod:`benchmarks.report`)."""
 
 from __future__ import annotations
 
@@ -72,8 +74,9 @@ def save(profile: str, section: str, data) -> Path:
     results.setdefault("date", {})[section] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path(profile).write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     render()
-    if profile != "smoke":  # the README shows the lecture (CPU) and full (GPU) results
-        render_readme()
+    from benchmarks import report  # the results page and the README's generated blocks, from the JSON
+
+    report.write()
     return path(profile)
 
 
@@ -148,90 +151,3 @@ COLUMN_ORDER = {
         ]
     )
 }
-
-
-README = HERE.parent / "README.md"
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-SUMMARY = [  # (column title, key, digits) of the README's compact table
-    ("training", "train_s", None),
-    ("s per 1000 samples", "sample_s_per_1000", 3),
-    ("samples judged", "n_samples", None),
-    ("FID", "fid", 3),
-    ("IS", "inception_score", 3),
-    ("precision", "precision", 2),
-    ("recall", "recall", 2),
-    ("confident", "confident", 2),
-    ("digits", "classes_present", None),
-    ("test NLL (nats)", "nll_nats", 4),
-    ("bits/dim", "bits_per_dim", 4),
-]
-FAMILY_ORDER = ("gan_", "vae_", "cvae_", "flow_", "ddpm_", "latent_")  # the README lists the models in course order
-
-
-def _family_rank(name: str) -> int:
-    return next((i for i, prefix in enumerate(FAMILY_ORDER) if name.startswith(prefix)), len(FAMILY_ORDER))
-
-
-def _duration(seconds) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "-"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def readme_block(profile: str) -> list[str]:
-    """The compact results tables of one profile, as Markdown lines (empty when it has no results)."""
-    results = load(profile)
-    lines = []
-    if "models" in results:
-        mach = results["machine"]["models"]
-        lines += [
-            f"**Image models, `{profile}` profile** ({mach['device']}: {mach['cpu']}, {mach['cores']} cores, "
-            f"torch {mach['torch']}, {results['date']['models'][:10]}):",
-            "",
-            "| model | " + " | ".join(title for title, _, _ in SUMMARY) + " |",
-            "| --- |" + " ---: |" * len(SUMMARY),
-        ]
-        for name, row in sorted(results["models"].items(), key=lambda item: _family_rank(item[0])):
-            cells = [
-                _duration(row.get(key)) if key == "train_s" else _fmt(row.get(key), digits or 3)
-                for _, key, digits in SUMMARY
-            ]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            "Test NLL and bits/dim are on each model's own data: binarized MNIST for the VAE (bits per binary",
-            "pixel), dequantized 8-bit MNIST for the flow; the two are not comparable.",
-            "",
-        ]
-    if "toy2d" in results:
-        rows = {k: v for k, v in results["toy2d"].items() if "num_modes" in v}
-        if rows:
-            r0 = next(iter(rows.values()))
-            lines += [
-                f"**2D GANs, `{profile}` profile** (mean over {r0['seeds']} training seeds x {r0['draws']} "
-                "draws of 2500 samples; the worst draw in brackets):",
-                "",
-                "| data, model | modes covered | high-quality samples | training |",
-                "| --- | ---: | ---: | ---: |",
-            ]
-            for name, r in rows.items():
-                lines.append(
-                    f"| {name} | {r['modes']:.1f}/{r['num_modes']} ({r['modes_min']}) | "
-                    f"{r['high_quality']:.1%} ({r['high_quality_min']:.1%}) | {_duration(r.get('train_s'))} |"
-                )
-            lines.append("")
-    return lines
-
-
-def render_readme() -> bool:
-    """Replace the README's block between the results markers with the current tables; True if written."""
-    if not README.exists():
-        return False
-    text = README.read_text()
-    if README_START not in text or README_END not in text:
-        return False
-    block = [README_START, "", *[line for p in ("lecture", "full") for line in readme_block(p)], README_END]
-    head, rest = text.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    README.write_text(head + "\n".join(block) + tail)
-    return True

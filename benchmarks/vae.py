@@ -4,7 +4,7 @@
     python -m benchmarks.vae --profile full --k 5000
     python -m benchmarks.vae --profile lecture --n-test 2000 --k 500   # quicker
 
-Uses the very models the notebooks use (the ``@course_model`` functions of ``gencourse.vae``), trained on
+Uses the very models the notebooks use (the ``@course_model`` functions of ``gencourse.recipes.vae``), trained on
 first use or loaded from the model cache (``--retrain`` trains afresh, which is what measures the training
 time). Reports for the MNIST VAE of notebook 05:
 
@@ -32,9 +32,9 @@ def gradient_variance(n: int = 20000, images: int = 10) -> dict:
     the latent dimensions and averaged over ``images`` test digits, for the three estimators."""
     import torch
 
-    from gencourse import vae
+    from gencourse import recipes, vae
 
-    model, _ = vae.mnist_vae_2d()
+    model, _ = recipes.vae.mnist_vae_2d()
     x, _ = vae.binarized_mnist_test(images)
     variances = {"reparam": [], "score": [], "score_baseline": []}
     for i in range(images):
@@ -43,7 +43,7 @@ def gradient_variance(n: int = 20000, images: int = 10) -> dict:
             mu, logvar = (t[0] for t in model.encode(xi))
         f = lambda z, xi=xi: model.log_px_given_z(xi.expand(len(z), -1, -1, -1), z)
         for name in variances:
-            variances[name].append(vae.gradient_estimates(f, mu, logvar, n, name).var(0).sum().item())
+            variances[name].append(vae.gradient_estimates(f, mu, logvar, n=n, estimator=name).var(0).sum().item())
     mean = {name: sum(v) / len(v) for name, v in variances.items()}
     return {
         "grad_var_reparam": mean["reparam"],
@@ -62,14 +62,14 @@ def main(argv=None):
 
     import torch
 
-    from gencourse import metrics, profile, seed_everything, vae
+    from gencourse import downstream, metrics, profile, recipes, seed_everything, vae
 
     p = profile()
     k = args.k or p.pick(smoke=20, lecture=500, full=5000)
     n_test = args.n_test or p.pick(smoke=200, lecture=10000, full=10000)
     n_samples = args.n_samples or p.pick(smoke=500, lecture=10000, full=10000)
 
-    model, history = vae.mnist_vae()
+    model, history = recipes.vae.mnist_vae()
     cached = "loaded_from" in history.meta
     print(
         f"vae_mnist: {history.meta['steps']} steps, {history.meta['train_seconds']:.0f} s of training"
@@ -120,14 +120,14 @@ def main(argv=None):
         },
     }
     if not p.is_smoke:
-        accuracy = vae.semi_supervised_accuracy(model, per_class=10, draws=5)
+        accuracy = downstream.semi_supervised_accuracy(model, per_class=10, draws=5)
         for name, key in (("raw pixels", "pixels"), ("VAE latents", "latents")):
             row[f"accuracy_100_labels_{key}"] = accuracy[name].mean().item()
             row[f"accuracy_100_labels_{key}_std"] = accuracy[name].std().item()
         row.update(gradient_variance())
         print(", ".join(f"{key} {row[key]:.4g}" for key in row if key.startswith(("accuracy", "grad_var"))))
 
-    cvae, cvae_history = vae.mnist_cvae()
+    cvae, cvae_history = recipes.vae.mnist_cvae()
     requested = torch.arange(10).repeat_interleave(math.ceil(n_samples / 10))
     seed_everything(2)
     cvae_samples = cvae.sample(len(requested), requested)

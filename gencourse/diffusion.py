@@ -6,21 +6,19 @@ module called as ``net(x_t, t, y)`` with ``t`` a float tensor ``[B]`` in [0, 1] 
 passed as t / T) and ``y`` class labels or ``None``: :class:`gencourse.nn.TimeMLP` for vectors and
 :class:`gencourse.nn.UNet` for images. Notation follows Ho et al. (2020): beta_t, alpha_t = 1 - beta_t,
 abar_t = prod_{s<=t} alpha_s, and steps are indexed t = 0..T-1 (the paper's t = 1..T).
+
+The models are :class:`Diffusion`, :class:`FlowMatching` and :class:`LatentDiffusion`;
+:func:`gencourse.train.train_with_ema` trains them as diffusion models usually are. The course's trained
+models (notebook 07) are built from these pieces in ``gencourse.recipes.diffusion``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
-
-from gencourse.config import profile
-from gencourse.data import TensorLoader, mnist
-from gencourse.nn import EMA, TimeMLP, UNet
-from gencourse.train import History, course_model, fit, load_or_train
 
 SCHEDULES = ("linear", "cosine")
 
@@ -132,6 +130,7 @@ def ddpm_loss(
     net: nn.Module,
     x0: torch.Tensor,
     schedule: NoiseSchedule,
+    *,
     y: torch.Tensor | None = None,
     p_uncond: float = 0.0,
     min_snr: float | None = None,
@@ -166,6 +165,7 @@ def guided(
     net: nn.Module,
     x_t: torch.Tensor,
     t: float,
+    *,
     y: torch.Tensor | None = None,
     guidance: float = 1.0,
     weak: nn.Module | None = None,
@@ -189,8 +189,8 @@ def guided(
     a > 1 moves further from them. a = 1 (or no ``weak``) is the model alone.
     """
     if weak is not None and autoguidance != 1:
-        strong = guided(net, x_t, t, y, guidance)
-        weaker = guided(weak, x_t, t, y, guidance)
+        strong = guided(net, x_t, t, y=y, guidance=guidance)
+        weaker = guided(weak, x_t, t, y=y, guidance=guidance)
         return weaker + autoguidance * (strong - weaker)
     tt = torch.full((len(x_t),), float(t), device=x_t.device)
     if y is None or guidance == 1:
@@ -207,6 +207,7 @@ def ddpm_step(
     eps: torch.Tensor,
     t: int,
     schedule: NoiseSchedule,
+    *,
     noise: torch.Tensor | None = None,
     clip: float | None = None,
     variance: str = "beta",
@@ -244,6 +245,7 @@ def ddim_step(
     t: int,
     t_prev: int,
     schedule: NoiseSchedule,
+    *,
     eta: float = 0.0,
     noise: torch.Tensor | None = None,
     clip: float | None = None,
@@ -309,7 +311,7 @@ def sample(
     y = None if y is None else y.to(dev)
     ts = list(range(schedule.T - 1, -1, -1)) if steps is None else ddim_timesteps(schedule.T, steps)
     for i, t in enumerate(ts):
-        eps = guided(net, x, t / schedule.T, y, guidance, weak, autoguidance)
+        eps = guided(net, x, t / schedule.T, y=y, guidance=guidance, weak=weak, autoguidance=autoguidance)
         if trajectory is not None:
             trajectory(t, x, predict_x0(x, eps, t, schedule))
         z = torch.randn(shape, generator=generator).to(dev)
@@ -322,14 +324,14 @@ def sample(
 
 @torch.no_grad()
 def ddim_invert(
-    net: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, steps: int = 50, y: torch.Tensor | None = None
+    net: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, *, steps: int = 50, y: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Run the deterministic DDIM sampler (eta = 0) backwards: data x_0 -> its latent x_T, of the same
     shape. ``sample(..., steps=steps, x_T=latent)`` maps the latent back to (nearly) x_0."""
     ts = ddim_timesteps(schedule.T, steps)[::-1]
     x = x0
     for t_prev, t in zip([-1, *ts[:-1]], ts):
-        eps = guided(net, x, t_prev / schedule.T if t_prev >= 0 else 0.0, y)
+        eps = guided(net, x, t_prev / schedule.T if t_prev >= 0 else 0.0, y=y)
         x0_hat = (x - (1 - schedule.abar(t_prev)).sqrt() * eps) / schedule.abar(t_prev).sqrt()
         x = schedule.abar(t).sqrt() * x0_hat + (1 - schedule.abar(t)).sqrt() * eps
     return x
@@ -342,16 +344,17 @@ def ddim_invert(
 
 @torch.no_grad()
 def score(
-    net: nn.Module, x_t: torch.Tensor, t: int, schedule: NoiseSchedule, y: torch.Tensor | None = None
+    net: nn.Module, x_t: torch.Tensor, t: int, schedule: NoiseSchedule, *, y: torch.Tensor | None = None
 ) -> torch.Tensor:
     """The score of the noised data, grad_x log q_t(x) ~= -eps_theta(x_t, t) / sqrt(1 - abar_t): a noise
     predictor is a score model (Song & Ermon 2019; Vincent 2011), i.e. minus the gradient of an energy."""
-    return -guided(net, x_t, t / schedule.T, y) / (1 - schedule.abar(t)).sqrt().item()
+    return -guided(net, x_t, t / schedule.T, y=y) / (1 - schedule.abar(t)).sqrt().item()
 
 
 def langevin_dynamics(
     score_fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
+    *,
     step_size: float,
     steps: int,
     generator: torch.Generator | None = None,
@@ -375,7 +378,7 @@ def langevin_dynamics(
 
 
 def flow_matching_loss(
-    net: nn.Module, x1: torch.Tensor, y: torch.Tensor | None = None, p_uncond: float = 0.0
+    net: nn.Module, x1: torch.Tensor, y: torch.Tensor | None = None, *, p_uncond: float = 0.0
 ) -> torch.Tensor:
     """Conditional flow matching with straight paths (Lipman et al. 2023; Liu et al. 2023):
 
@@ -398,6 +401,7 @@ def flow_sample(
     net: nn.Module,
     shape: tuple[int, ...],
     steps: int = 50,
+    *,
     method: str = "heun",
     y: torch.Tensor | None = None,
     guidance: float = 1.0,
@@ -421,12 +425,12 @@ def flow_sample(
         t = i * h
         if trajectory is not None:
             trajectory(t, x)
-        v = guided(net, x, t, y, guidance)
+        v = guided(net, x, t, y=y, guidance=guidance)
         if method == "euler":
             x = x + h * v
         else:
             x_next = x + h * v
-            x = x + h / 2 * (v + guided(net, x_next, t + h, y, guidance))
+            x = x + h / 2 * (v + guided(net, x_next, t + h, y=y, guidance=guidance))
     if trajectory is not None:
         trajectory(1.0, x)
     return x
@@ -454,6 +458,7 @@ class Diffusion(nn.Module):
         net: nn.Module,
         schedule: NoiseSchedule,
         shape: tuple[int, ...],
+        *,
         clip: float | None = None,
         p_uncond: float = 0.0,
         min_snr: float | None = None,
@@ -469,12 +474,14 @@ class Diffusion(nn.Module):
         return getattr(self.net, "num_classes", None)
 
     def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return ddpm_loss(self.net, x0, self.schedule, y if self.num_classes else None, self.p_uncond, self.min_snr)
+        y = y if self.num_classes else None
+        return ddpm_loss(self.net, x0, self.schedule, y=y, p_uncond=self.p_uncond, min_snr=self.min_snr)
 
     def sample(
         self,
         n: int,
         steps: int | None = None,
+        *,
         eta: float = 0.0,
         y: torch.Tensor | None = None,
         guidance: float = 1.0,
@@ -485,7 +492,7 @@ class Diffusion(nn.Module):
             raise ValueError(
                 f"autoguidance={autoguidance} needs a weak model to guide away from, and this one has none: "
                 "build the Diffusion with weak= (the same network earlier in its training, for example a "
-                "train_with_ema snapshot; the MNIST models get one from weak_at in their configuration), "
+                "train_with_ema snapshot; the course's MNIST DDPM gets one from weak_at in its settings), "
                 "or sample with autoguidance=1"
             )
         return sample(
@@ -505,9 +512,9 @@ class Diffusion(nn.Module):
 
 class FlowMatching(nn.Module):
     """Flow matching: the velocity field ``net`` v_theta(x_t, t, y) and the shape of one example.
-    ``loss(x1, y)`` is :func:`flow_matching_loss`, ``sample(n, steps, method)`` is :func:`flow_sample`."""
+    ``loss(x1, y)`` is :func:`flow_matching_loss`, ``sample(n, steps, method=...)`` is :func:`flow_sample`."""
 
-    def __init__(self, net: nn.Module, shape: tuple[int, ...], p_uncond: float = 0.0):
+    def __init__(self, net: nn.Module, shape: tuple[int, ...], *, p_uncond: float = 0.0):
         super().__init__()
         self.net, self.shape, self.p_uncond = net, tuple(shape), p_uncond
 
@@ -516,171 +523,19 @@ class FlowMatching(nn.Module):
         return getattr(self.net, "num_classes", None)
 
     def loss(self, x1: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return flow_matching_loss(self.net, x1, y if self.num_classes else None, self.p_uncond)
+        return flow_matching_loss(self.net, x1, y if self.num_classes else None, p_uncond=self.p_uncond)
 
     def sample(
         self,
         n: int,
         steps: int = 50,
+        *,
         method: str = "heun",
         y: torch.Tensor | None = None,
         guidance: float = 1.0,
         **kwargs,
     ) -> torch.Tensor:
-        return flow_sample(self.net, (n, *self.shape), steps, method, y=y, guidance=guidance, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------
-# The course's trained models (notebook 07)
-# ---------------------------------------------------------------------------------------------
-
-
-def one_cycle_adam(model: nn.Module, lr: float, steps: int):
-    """Adam and its learning-rate schedule for ``steps`` steps: a warm-up over the first 5% from lr / 10 to
-    ``lr``, then cosine decay to lr / 1000. Returns ``(optimizer, scheduler)``."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=steps, pct_start=0.05, div_factor=10, final_div_factor=100
-    )
-    return optimizer, scheduler
-
-
-def train_with_ema(
-    model: nn.Module, loss_fn: Callable, data, config: dict, desc: str, snapshots: dict | None = None
-) -> History:
-    """:func:`gencourse.train.fit` for ``config["steps"]`` steps with Adam at ``config["lr"]``
-    (:func:`one_cycle_adam`: a short warm-up, then cosine decay to lr / 1000), keeping an
-    :class:`~gencourse.nn.EMA` of the weights with decay ``config["ema"]``; the model ends up holding the
-    averaged weights (standard practice; in the 3000-step lecture runs they score within a point of the
-    last weights, since the learning rate ends near zero).
-
-    ``snapshots``: for each step k among its keys, ``snapshots[k]`` is set to a copy of the averaged
-    weights after step k (the weak model of autoguidance is such a snapshot)."""
-    snapshots = {} if snapshots is None else snapshots
-    for k in snapshots:
-        if not isinstance(k, int) or not 1 <= k <= config["steps"]:
-            raise ValueError(f"snapshot steps must be whole numbers in [1, {config['steps']}], got {k!r}")
-    ema = EMA(model, config["ema"])
-
-    def update(step, m, history):
-        ema.update(m)
-        if ema.updates in snapshots:
-            snapshots[ema.updates] = {k: v.clone() for k, v in ema.shadow.items()}
-
-    optimizer, scheduler = one_cycle_adam(model, config["lr"], config["steps"])
-    history = fit(
-        model,
-        loss_fn,
-        data,
-        steps=config["steps"],
-        optimizer=optimizer,
-        scheduler=scheduler,
-        callback=update,
-        every=1,
-        desc=desc,
-    )
-    ema.copy_to(model)
-    return history
-
-
-def _mnist_config(p, **extra) -> dict:
-    """The pixel-space MNIST diffusion models' configuration, scaled by the profile. On a CPU the U-Net
-    works on 2x2 patches (14x14 and 7x7 maps, twice the channels for the cost of 28x28 ones) and the loss
-    uses min-SNR weighting: both measured to give better samples in the same training time. The short
-    runs (smoke, lecture) use the cosine schedule and a peak learning rate of 8e-3, measured against the
-    linear schedule and 2e-3, 4e-3 and 1.6e-2 in ``benchmarks/experiments/ddpm_settings.py``; the full
-    profile keeps the DDPM paper's linear schedule and a learning rate made for long runs (not measured yet)."""
-    return dict(
-        T=p.pick(smoke=100, lecture=1000, full=1000),
-        schedule=p.pick(smoke="cosine", lecture="cosine", full="linear"),
-        patch=p.pick(smoke=2, lecture=2, full=1),
-        ch=p.pick(smoke=8, lecture=32, full=64),
-        ch_mult=p.pick(smoke=(1, 2), lecture=(1, 2), full=(1, 2, 2)),
-        blocks=p.pick(smoke=1, lecture=1, full=2),
-        min_snr=5.0,
-        steps=p.pick(smoke=30, lecture=3000, full=40_000),
-        batch_size=p.pick(smoke=32, lecture=64, full=128),
-        lr=p.pick(smoke=8e-3, lecture=8e-3, full=5e-4),
-        ema=p.pick(smoke=0.9, lecture=0.999, full=0.9999),
-        n_train=p.pick(smoke=2048, lecture=None, full=None),
-        **extra,
-    )
-
-
-def mnist_diffusion_model(config: dict) -> Diffusion:
-    """An untrained DDPM for MNIST scaled to [-1, 1], with the :class:`UNet` and schedule of ``config``
-    (:func:`_mnist_config`; ``num_classes`` and ``p_uncond`` make it class-conditional for guidance, and
-    ``weak_at`` adds a second U-Net, the weak model of autoguidance, see :func:`train_mnist_diffusion`)."""
-
-    def unet():  # channels-last memory: 151 vs 190 ms per training step in a probe on a 2-core CPU
-        return UNet(
-            1,
-            config["ch"],
-            config["ch_mult"],
-            config["blocks"],
-            num_classes=config.get("num_classes"),
-            patch=config["patch"],
-        ).to(memory_format=torch.channels_last)
-
-    net = unet()
-    weak = unet() if config.get("weak_at") else None  # built after net, so net starts from the same weights
-    schedule = NoiseSchedule(config["T"], config["schedule"])
-    return Diffusion(net, schedule, (1, 28, 28), 1.0, config.get("p_uncond", 0.0), config["min_snr"], weak)
-
-
-def net_weights(state: dict) -> dict:
-    """The ``net.`` entries of a :class:`Diffusion`'s state dict (a :func:`train_with_ema` snapshot, say),
-    keyed as the network's own: ``weak.load_state_dict(net_weights(snapshot))``."""
-    return {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
-
-
-def train_mnist_diffusion(name: str, config: dict):
-    """Build and train (or load from the cache) a DDPM on MNIST scaled to [-1, 1] with the :class:`UNet`
-    of ``config`` (``num_classes`` and ``p_uncond`` make it class-conditional for guidance; ``weak_at``, a
-    fraction of the training steps, keeps the averaged weights at that point as the weak model for
-    autoguidance)."""
-    weak_at = config.get("weak_at")
-    if weak_at is not None and not 0 < weak_at <= 1:
-        raise ValueError(
-            f"weak_at is the fraction of the training after which the weak model is kept, in (0, 1]; got {weak_at!r}"
-        )
-
-    def build():
-        return mnist_diffusion_model(config)
-
-    def train(model):
-        data = mnist(train=True).loader(config["batch_size"], scale="symmetric", n=config["n_train"])
-        if not config.get("weak_at"):
-            return train_with_ema(model, lambda m, batch: m.loss(*batch), data, config, desc=name)
-        # the weak model for autoguidance is the averaged weights a fraction weak_at into this same run:
-        # it costs no extra training. It is detached while training, so that the EMA does not average it.
-        weak, model.weak = model.weak, None
-        step = max(1, round(config["weak_at"] * config["steps"]))
-        snapshots = {step: None}
-        history = train_with_ema(model, lambda m, batch: m.loss(*batch), data, config, desc=name, snapshots=snapshots)
-        weak.load_state_dict(net_weights(snapshots[step]))
-        model.weak = weak
-        return history
-
-    return load_or_train(name, build, train, config)
-
-
-@course_model("ddpm_mnist")
-def mnist_ddpm():
-    """Notebook 07's DDPM on MNIST: a small U-Net noise predictor, T = 1000 steps, images in
-    [-1, 1] (``sample`` returns that range: ``gencourse.data.from_symmetric`` maps it to [0, 1]).
-    Its ``weak`` model, for ``sample(n, autoguidance=a)``, is its own averaged weights 10% into training:
-    with a = 2 the lecture model's judge FID halves (25.0 to 12.9) and its confident share rises from 73% to
-    84%, on 1000 samples each (``benchmarks/diffusion.py``; as weak models, the weights 20% and 40% into
-    training scored 82.5% and 81%, FID 12.2 and 17.0: ``benchmarks/experiments/ddpm_weak.py``)."""
-    return train_mnist_diffusion("ddpm_mnist", _mnist_config(profile(), weak_at=0.1))
-
-
-@course_model("ddpm_mnist_cfg")
-def mnist_ddpm_guided():
-    """Notebook 07's class-conditional DDPM for classifier-free guidance: the same U-Net with a label
-    embedding, trained with 20% of the labels dropped so it is also an unconditional model."""
-    return train_mnist_diffusion("ddpm_mnist_cfg", _mnist_config(profile(), num_classes=10, p_uncond=0.2))
+        return flow_sample(self.net, (n, *self.shape), steps, method=method, y=y, guidance=guidance, **kwargs)
 
 
 class LatentDiffusion(nn.Module):
@@ -707,53 +562,13 @@ class LatentDiffusion(nn.Module):
         return self.diffusion.loss(z, y)
 
     @torch.no_grad()
-    def sample(self, n: int, steps: int | None = None, eta: float = 0.0, **kwargs) -> torch.Tensor:
+    def sample(self, n: int, steps: int | None = None, *, eta: float = 0.0, **kwargs) -> torch.Tensor:
         """``n`` images: latents from the diffusion model (DDPM, or DDIM with ``steps``), then decoded."""
-        return self.autoencoder.decode(self.diffusion.sample(n, steps=steps, eta=eta, **kwargs) * self.scale)
+        return self.autoencoder.decode(self.diffusion.sample(n, steps, eta=eta, **kwargs) * self.scale)
 
 
-def _fingerprint(model: nn.Module) -> str:
-    """A short hash of a model's weights: a cache key that changes whenever the model does."""
-    digest = hashlib.sha256()
-    for key, value in model.state_dict().items():
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:12]
-
-
-@course_model("latent_diffusion_mnist")
-def mnist_latent_diffusion():
-    """Notebook 07's latent diffusion: a DDPM on the 16-dimensional latents of the course's MNIST VAE
-    (:func:`gencourse.vae.mnist_vae`), with a :class:`~gencourse.nn.TimeMLP` noise predictor. Its
-    ``sample(n)`` returns images in [0, 1] (the VAE decoder's pixel probabilities)."""
-    from gencourse.vae import mnist_vae
-
-    vae, _ = mnist_vae()
-    p = profile()
-    config = dict(
-        vae=_fingerprint(vae),
-        T=1000,
-        schedule="linear",
-        hidden=p.pick(smoke=64, lecture=512, full=1024),
-        depth=p.pick(smoke=2, lecture=4, full=6),
-        steps=p.pick(smoke=30, lecture=4000, full=40_000),
-        batch_size=p.pick(smoke=64, lecture=256, full=256),
-        lr=p.pick(smoke=2e-3, lecture=2e-3, full=5e-4),
-        ema=p.pick(smoke=0.9, lecture=0.999, full=0.9999),
-        n_train=p.pick(smoke=2048, lecture=None, full=None),
-    )
-    images = mnist(train=True).tensors("unit", n=config["n_train"])[0]
-    with torch.no_grad():
-        latents = torch.cat([vae.encode(images[i : i + 5000])[0] for i in range(0, len(images), 5000)])
-    scale = latents.std().item()
-
-    def build():
-        net = TimeMLP(vae.latent_dim, config["hidden"], config["depth"])
-        diffusion = Diffusion(net, NoiseSchedule(config["T"], config["schedule"]), (vae.latent_dim,))
-        return LatentDiffusion(vae, diffusion, scale)
-
-    def train(model):
-        data = TensorLoader(latents.to(model.scale.device) / scale, batch_size=config["batch_size"])
-        return train_with_ema(model.diffusion, lambda m, z: m.loss(z), data, config, desc="latent_diffusion_mnist")
-
-    return load_or_train("latent_diffusion_mnist", build, train, config)
+def net_weights(state: dict) -> dict:
+    """The ``net.`` entries of a :class:`Diffusion`'s state dict (a snapshot of
+    :func:`gencourse.train.train_with_ema`, say), keyed as the network's own:
+    ``weak.load_state_dict(net_weights(snapshot))``."""
+    return {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}

@@ -503,7 +503,9 @@ def check_lognormal_log_prob(student_fn):
     return "log p(x) = log N(log x) - log x: the log-normal density, Jacobian term included."
 
 
-def _coupling_case(seed: int = 0):
+def coupling_case(seed: int = 0):
+    """The affine-coupling exercise's case: ``(x, mask, net, y, log_det)``, the expected output being that of
+    ``gencourse.flows.AffineCoupling`` on a small random input (seeded)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(6, 4, generator=g)
     mask = torch.tensor([1.0, 0.0, 0.0, 1.0])
@@ -532,7 +534,7 @@ def _coupling_case(seed: int = 0):
 def check_affine_coupling(student_fn):
     """Exercise: ``student_fn(x, mask, net) -> (y, log_det)`` for an affine coupling layer,
     y = m * x + (1 - m) * (x * exp(s) + t) with (s, t) = net(m * x), and log_det = sum of s where m = 0."""
-    x, mask, net, y_ref, log_det_ref = _coupling_case()
+    x, mask, net, y_ref, log_det_ref = coupling_case()
     out = student_fn(x.clone(), mask, net)
     if not isinstance(out, tuple) or len(out) != 2:
         raise ExerciseError("return a pair (y, log_det)")
@@ -566,9 +568,9 @@ def check_bits_per_dim(student_fn):
     num_dims = 784
     log_prob = torch.tensor([3000.0, 2500.0, -100.0])
     got = expect_tensor("your bits per dim", student_fn(log_prob.clone(), num_dims), log_prob.shape)
-    from gencourse.flows import bits_per_dim  # the package's formula is the reference
+    from gencourse.flows import dequantized_bits_per_dim  # the package's formula is the reference
 
-    ref = bits_per_dim(log_prob, num_dims)
+    ref = dequantized_bits_per_dim(log_prob, num_dims)
     if torch.allclose(got, ref - 8, atol=1e-3):
         raise ExerciseError(
             "you are 8 bits per dimension too low: the density lives on [0, 1), where each "

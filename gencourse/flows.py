@@ -1,4 +1,4 @@
-"""Normalizing flows: invertible layers, the flow container, and the course's trained flows.
+"""Normalizing flows: invertible layers, the flow container, and their maximum-likelihood losses.
 
 A flow is a chain of invertible maps x = h_0 -> h_1 -> ... -> h_K = z with a standard-normal z.
 By the change of variables
@@ -13,6 +13,7 @@ Layers (each ``forward(x) -> (y, log_det [B])`` and ``inverse(y) -> x``):
 checkerboard), :class:`ActNorm`, :class:`InvConv1x1` (a learned linear mixing; a permutation is a
 special case), :class:`Squeeze` / :class:`Unsqueeze`, :class:`Factor` (multi-scale: stop
 transforming half the channels) and :class:`LogitTransform` (images in [0, 1] -> the real line).
+The course's trained flows (which settings, which data) are in :mod:`gencourse.recipes.flows`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencourse.config import profile
-from gencourse.data import dequantize, inverse_logit_transform, logit_transform, mnist, toy2d
+from gencourse.data import dequantize, inverse_logit_transform, logit_transform
 from gencourse.nn import MLP
-from gencourse.train import course_model, fit, load_or_train
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -279,9 +278,9 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-def bits_per_dim(log_prob: torch.Tensor, num_dims: int) -> torch.Tensor:
-    """Bits per dimension ``[B]`` of 8-bit data from the density ``log_prob`` (nats ``[B]``) of its
-    dequantized version x = (k + u) / 256 in [0, 1)^D.
+def dequantized_bits_per_dim(log_density: torch.Tensor, num_dims: int) -> torch.Tensor:
+    """Bits per dimension ``[B]`` of 8-bit data from ``log_density`` (nats ``[B]``), the log-density of its
+    dequantized version x = (k + u) / 256 in [0, 1)^D (what a flow's ``log_prob`` returns), not an NLL.
 
     Each integer pixel k owns a cell of volume 1/256, so log P(k) >= E_u[log p(x)] - D log 256 and
 
@@ -289,9 +288,30 @@ def bits_per_dim(log_prob: torch.Tensor, num_dims: int) -> torch.Tensor:
 
     (an upper bound on the true code length). Forgetting the D log 256 would report the density of a
     continuous image as if it were a probability: 8 bits/dim too few. Per example and differentiable
-    (it is the training loss); its mean equals ``gencourse.metrics.bits_per_dim(-log_prob + D log 256, D)``.
+    (it is the training loss); its mean equals ``gencourse.metrics.bits_per_dim(-log_density + D log 256, D)``,
+    which takes the discrete negative log-likelihood instead.
+
+    Refused, as impossible for a density on dequantized data: an example below -64 / D bits/dim, i.e.
+    log p(x) > D log 256 + 64 log 2. The density's average over a cell is 256^D P(k) <= 256^D, so by Markov's
+    inequality one draw of u exceeds 2^64 times that with probability <= 2^-64. Such a value means the data
+    was not dequantized (a density on the discrete points k / 255 grows without bound), ``num_dims`` is
+    smaller than the dimensions of one example, or an NLL was passed where the log-density is meant (only an
+    NLL above D log 256 + 64 log 2, worse than a uniform guess, can be told apart from a log-density).
     """
-    return (-log_prob + num_dims * math.log(256)) / (num_dims * math.log(2))
+    if num_dims < 1:
+        raise ValueError(f"num_dims must be a positive integer, got {num_dims}")
+    log_density = torch.as_tensor(log_density)
+    bpd = (-log_density + num_dims * math.log(256)) / (num_dims * math.log(2))
+    if bpd.numel() and bpd.detach().min() < -64 / num_dims:
+        raise ValueError(
+            f"dequantized_bits_per_dim(log_density, num_dims={num_dims}) gave {bpd.detach().min().item():.4g} "
+            f"bits/dim: a log-density more than 64 log 2 nats above D log 256 = {num_dims * math.log(256):.1f}, "
+            "which no density on dequantized 8-bit data x = (k + u) / 256 reaches. Likely: a negative "
+            "log-likelihood passed as the log-density (for an NLL in nats use "
+            "gencourse.metrics.bits_per_dim(nll_nats, num_dims)); data that was not dequantized "
+            "(gencourse.data.dequantize); or num_dims smaller than the number of dimensions of one example."
+        )
+    return bpd
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +344,7 @@ class CouplingResNet(nn.Module):
     and a zero-initialised 3x3 convolution out.
     """
 
-    def __init__(self, channels: int, hidden: int, blocks: int):
+    def __init__(self, channels: int, *, hidden: int, blocks: int):
         super().__init__()
         self.inp = nn.Conv2d(channels, hidden, 3, padding=1)
         self.blocks = nn.ModuleList(
@@ -354,17 +374,18 @@ def checkerboard_mask(height: int, width: int, flip: bool = False) -> torch.Tens
     return (1 - mask if flip else mask).unsqueeze(0)
 
 
-def _flow_steps(channels: int, count: int, hidden: int, blocks: int) -> list[nn.Module]:
+def _flow_steps(channels: int, count: int, *, hidden: int, blocks: int) -> list[nn.Module]:
     """Glow's step of flow, ``count`` times: ActNorm, InvConv1x1, AffineCoupling on half the channels."""
     layers: list[nn.Module] = []
     for k in range(count):
-        net = CouplingResNet(channels, hidden, blocks)
+        net = CouplingResNet(channels, hidden=hidden, blocks=blocks)
         layers += [ActNorm(channels), InvConv1x1(channels), AffineCoupling(channel_mask(channels, k % 2 == 1), net)]
     return layers
 
 
 def multiscale_flow(
     shape: Sequence[int] = (1, 28, 28),
+    *,
     steps: Sequence[int] = (4, 4),
     hidden: Sequence[int] = (32, 64),
     blocks: Sequence[int] = (1, 2),
@@ -382,7 +403,7 @@ def multiscale_flow(
     c, h, w = shape
 
     def level(i: int, channels: int, height: int, width: int) -> list[nn.Module]:
-        layers = [Squeeze(), *_flow_steps(4 * channels, steps[i], hidden[i], blocks[i])]
+        layers = [Squeeze(), *_flow_steps(4 * channels, steps[i], hidden=hidden[i], blocks=blocks[i])]
         if i + 1 < len(steps):
             keep = 2 * channels
             inner = level(i + 1, keep, height // 2, width // 2)
@@ -402,7 +423,7 @@ def fit_gaussian(x: torch.Tensor) -> torch.distributions.MultivariateNormal:
 
 
 # ---------------------------------------------------------------------------------------------
-# Training and the course's trained flows
+# Training and evaluation
 # ---------------------------------------------------------------------------------------------
 
 
@@ -414,11 +435,11 @@ def nll_loss(model: Flow, x: torch.Tensor) -> torch.Tensor:
 def dequantized_bpd_loss(model: Flow, batch) -> torch.Tensor:
     """The loss for 8-bit images: mean bits/dim of a fresh dequantization (k + u) / 256 of the batch."""
     k = batch[0] if isinstance(batch, (tuple, list)) else batch
-    return bits_per_dim(model.log_prob(dequantize(k)), k[0].numel()).mean()
+    return dequantized_bits_per_dim(model.log_prob(dequantize(k)), k[0].numel()).mean()
 
 
 @torch.no_grad()
-def evaluate_bits_per_dim(model: Flow, images: torch.Tensor, batch_size: int = 500, seed: int = 0) -> float:
+def evaluate_bits_per_dim(model: Flow, images: torch.Tensor, *, batch_size: int = 500, seed: int = 0) -> float:
     """Mean bits/dim of uint8 ``images`` ``[N, C, H, W]`` under ``model`` (one dequantization draw,
     seeded, so the number is reproducible)."""
     if images.dtype != torch.uint8:
@@ -429,88 +450,5 @@ def evaluate_bits_per_dim(model: Flow, images: torch.Tensor, batch_size: int = 5
     total = 0.0
     for i in range(0, len(images), batch_size):
         x = dequantize(images[i : i + batch_size], generator=g).to(dev)
-        total += bits_per_dim(model.log_prob(x), x[0].numel()).sum().item()
+        total += dequantized_bits_per_dim(model.log_prob(x), x[0].numel()).sum().item()
     return total / len(images)
-
-
-def warmup_cosine(optimizer: torch.optim.Optimizer, steps: int, warmup: int):
-    """Learning rate: linear warm-up over ``warmup`` steps, then a cosine decay to 0 at ``steps``.
-    Warm-up matters for flows: the first steps after the data-dependent init are the most fragile."""
-
-    def factor(step: int) -> float:
-        return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-@course_model("flow_toy2d", variants=[{"name": "moons"}, {"name": "checkerboard"}])
-def toy2d_flow(name: str = "moons"):
-    """The RealNVP of notebook 06 trained on the 2D toy distribution ``name``: ``(flow, history)``."""
-    prof = profile()
-    config = dict(
-        data=name,
-        num_layers=prof.pick(smoke=4, lecture=8, full=8),
-        hidden=64,
-        steps=prof.pick(smoke=30, lecture=3000, full=5000),
-        batch_size=256,
-        lr=2e-3,
-    )
-
-    def build():
-        return coupling_flow_2d(config["num_layers"], config["hidden"])
-
-    def train(model):
-        optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-        return fit(
-            model,
-            nll_loss,
-            lambda: toy2d(name, config["batch_size"]),
-            steps=config["steps"],
-            optimizer=optimizer,
-            scheduler=warmup_cosine(optimizer, config["steps"], 100),
-            desc=f"RealNVP on {name}",
-        )
-
-    # a 2D flow is tiny: the CPU is faster than a GPU here, and it keeps the notebook's tensors on one device
-    return load_or_train(f"flow_toy2d_{name}", build, train, config, device=torch.device("cpu"))
-
-
-@course_model("flow_mnist")
-def mnist_flow():
-    """The multi-scale flow of notebook 06 trained on MNIST (dequantized, logit space):
-    ``(flow, history)``; the history's ``loss`` is in bits per dimension."""
-    prof = profile()
-    config = dict(
-        arch=dict(
-            steps=prof.pick(smoke=(1, 1), lecture=(4, 4), full=(8, 8)),
-            hidden=prof.pick(smoke=(8, 8), lecture=(32, 64), full=(96, 128)),
-            blocks=prof.pick(smoke=(1, 1), lecture=(1, 2), full=(2, 4)),
-            alpha=1e-6,
-        ),
-        n_train=prof.pick(smoke=512, lecture=None, full=None),
-        batch_size=prof.pick(smoke=32, lecture=64, full=128),
-        steps=prof.pick(smoke=8, lecture=1800, full=30000),
-        warmup=prof.pick(smoke=2, lecture=100, full=500),
-        lr=prof.pick(smoke=1e-3, lecture=2e-3, full=1e-3),
-    )
-
-    def build():
-        return multiscale_flow((1, 28, 28), **config["arch"])
-
-    def train(model):
-        data = mnist(train=True).loader(config["batch_size"], scale="uint8", n=config["n_train"])
-        optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-        history = fit(
-            model,
-            dequantized_bpd_loss,
-            data,
-            steps=config["steps"],
-            optimizer=optimizer,
-            scheduler=warmup_cosine(optimizer, config["steps"], config["warmup"]),
-            clip_grad=100.0,
-            desc="multi-scale flow on MNIST",
-        )
-        history.meta["epochs"] = config["steps"] / len(data)
-        return history
-
-    return load_or_train("flow_mnist", build, train, config)

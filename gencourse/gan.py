@@ -5,9 +5,9 @@ samples, a discriminator D tells real from fake, and the two are trained against
 
 This module holds, top to bottom: the networks (MLPs for 2D toy data, DCGAN-style convolutional nets
 for 28x28 images, class-conditional variants of both, and InfoGAN's categorical code), the losses for
-the four objectives, the WGAN-GP gradient penalty, the two-player training loop (built from
-``gencourse.train``'s pieces), and the course's trained models. Mode collapse on ring8 / grid25 is
-measured by ``gencourse.metrics.mode_metrics``.
+the four objectives, the WGAN-GP gradient penalty, and the two-player training loop (built from
+``gencourse.train``'s pieces). Mode collapse on ring8 / grid25 is measured by
+``gencourse.metrics.mode_metrics``; the course's trained GANs are in ``gencourse.recipes.gan``.
 
 Discriminators return raw scores (logits) of shape ``[B]``: D(x) = sigmoid(logit) for the
 "minimax" / "nonsaturating" objectives, an unbounded critic value for "wgan" / "hinge".
@@ -17,26 +17,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencourse.config import profile
-from gencourse.data import from_symmetric, mnist, toy2d, toy2d_modes
-from gencourse.metrics import CONFIDENT, evaluate_samples, judge, mode_metrics
+from gencourse.data import from_symmetric
+from gencourse.metrics import CONFIDENT, judge
 from gencourse.nn import MLP, ConvDecoder, ConvEncoder
-from gencourse.train import (
-    History,
-    check_finite,
-    course_model,
-    finish,
-    load_or_train,
-    run_callback,
-    to_device,
-    training_steps,
-)
+from gencourse.train import History, check_finite, finish, run_callback, to_device, training_steps
+from gencourse.train import lr_schedule as shaped_lr_schedule
 
 KINDS = ("minimax", "nonsaturating", "wgan", "hinge")
 
@@ -85,7 +75,7 @@ class MLPGenerator(nn.Module):
 
     ``batch_norm`` puts batch normalization after each hidden linear layer, as the DCGAN and PacGAN
     generators do. On the 2D mixtures it costs precision: each sample then depends on the rest of its
-    batch, and the samples stay blurred around the modes (see :func:`toy_gan`).
+    batch, and the samples stay blurred around the modes.
     """
 
     def __init__(
@@ -93,6 +83,7 @@ class MLPGenerator(nn.Module):
         latent_dim: int = 2,
         out_dim: int = 2,
         hidden: Sequence[int] = (256, 256, 256),
+        *,
         act: str = "relu",
         num_classes: int | None = None,
         embed_dim: int = 16,
@@ -127,6 +118,7 @@ class MLPDiscriminator(nn.Module):
         self,
         in_dim: int = 2,
         hidden: Sequence[int] = (256, 256, 256),
+        *,
         act: str = "leaky_relu",
         pack: int = 1,
         num_classes: int | None = None,
@@ -157,7 +149,7 @@ class DCGenerator(nn.Module):
     a linear layer to 7x7 feature maps, two stride-2 transposed convolutions with batch norm, tanh.
     Class-conditional when ``num_classes`` is given."""
 
-    def __init__(self, latent_dim: int = 64, ch: int = 16, num_classes: int | None = None, embed_dim: int = 16):
+    def __init__(self, latent_dim: int = 64, ch: int = 16, *, num_classes: int | None = None, embed_dim: int = 16):
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
@@ -177,6 +169,7 @@ class DCDiscriminator(nn.Module):
     def __init__(
         self,
         ch: int = 32,
+        *,
         norm: str = "batch",
         num_classes: int | None = None,
         spectral_norm: bool = False,
@@ -208,8 +201,7 @@ class GAN(nn.Module):
     z; the discriminator sees no code (``num_classes=None``) but, built with ``num_codes=K``, also learns
     to tell which code made a sample. Training (:func:`train_gan`) rewards the generator for making c
     recoverable from G(z, c), a bound on the mutual information I(c; G(z, c)): without any labels,
-    each code value tends to become a digit. Feeding c as a learned embedding rather than as a one-hot
-    block of z mattered: ``benchmarks/experiments/infogan_code_input.py`` measures both.
+    each code value tends to become a digit. (The InfoGAN paper appends c to z as a one-hot block instead.)
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, codes: int = 0):
@@ -382,6 +374,14 @@ def _real_and_labels(batch, conditional: bool):
     return batch, None
 
 
+def _scheduler(optimizer: torch.optim.Optimizer, lr_schedule: str | Callable[[int], float], steps: int | None):
+    if callable(lr_schedule):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule)
+    if steps is None:
+        raise ValueError(f"lr_schedule={lr_schedule!r} is a shape over the training's steps: give steps=")
+    return shaped_lr_schedule(optimizer, steps, lr_schedule)
+
+
 def train_gan(
     gan: GAN,
     data,
@@ -395,7 +395,7 @@ def train_gan(
     n_critic: int = 1,
     gp_weight: float = 0.0,
     info_weight: float | None = None,
-    lr_schedule: Callable[[int], float] | None = None,
+    lr_schedule: str | Callable[[int], float] | None = None,
     history: History | None = None,
     callback: Callable | None = None,
     every: int = 100,
@@ -408,9 +408,10 @@ def train_gan(
     penalty]; every ``n_critic``-th step the generator is then updated on generator_loss(D(G(z)), kind).
     For an InfoGAN (``gan.codes``) both updates add ``info_weight`` (default 1) * cross-entropy(Q(c | G(z,
     c)), c), logged as ``info``: the code must stay recognisable in the sample.
-    Adam with ``lr`` and ``betas`` for both players; ``lr_schedule(step)`` multiplies both
-    learning rates (e.g. ``lambda step: 1 - step / steps``, a linear decay to 0, which lets the samples
-    settle instead of orbiting the equilibrium). Logged per step: ``d_loss``,
+    Adam with ``lr`` and ``betas`` for both players. ``lr_schedule`` multiplies both learning rates: a shape
+    of :func:`gencourse.train.lr_schedule` over the ``steps`` (``"linear"``: 1 - step / steps, a decay to 0
+    that lets the samples settle instead of orbiting the equilibrium), or any factor ``lr_schedule(step)``
+    (e.g. ``lambda step: 1 - step / steps``, the same). Logged per step: ``d_loss``,
     ``real_logit`` and ``fake_logit`` (mean scores), ``gp``, ``info``; per generator step: ``g_loss``.
     ``callback(step, gan, history)`` runs every ``every`` steps and after the last one, in eval mode
     (e.g. a :class:`Snapshots`). A NaN or infinite loss stops training with a message.
@@ -423,7 +424,7 @@ def train_gan(
     dev = next(G.parameters()).device
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
-    schedules = [torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule) for opt in (opt_g, opt_d)] if lr_schedule else []
+    schedules = [_scheduler(opt, lr_schedule, steps) for opt in (opt_g, opt_d)] if lr_schedule else []
     history = history or History()
     offset = max((s for v in history.records.values() for s, _ in v), default=-1) + 1
     start, step = time.perf_counter(), -1
@@ -489,204 +490,3 @@ class Snapshots:
             dev = next(gan.discriminator.parameters()).device
             frame["logits"] = gan.discriminator(self.points.to(dev)).cpu()
         self.frames.append(frame)
-
-
-# ---------------------------------------------------------------------------------------------
-# The course's trained models (notebooks 02 and 03, benchmarks/gan.py)
-# ---------------------------------------------------------------------------------------------
-
-
-def _timed(callback: Callable) -> Callable:
-    """``callback`` that also adds the time it takes to ``history.meta["eval_seconds"]``, so that
-    evaluations during training can be told apart from training time."""
-
-    def timed(step, gan, history):
-        start = time.perf_counter()
-        callback(step, gan, history)
-        history.meta["eval_seconds"] = history.meta.get("eval_seconds", 0.0) + time.perf_counter() - start
-
-    return timed
-
-
-TOY_DATASETS = ("ring8", "grid25")
-
-
-class ToyVariant(NamedTuple):
-    """A 2D GAN variant: how many samples the discriminator judges at once, the batch size, and its name
-    in tables and plots."""
-
-    pack: int
-    batch_size: int
-    label: str
-
-
-TOY_VARIANTS = {
-    "gan": ToyVariant(1, 256, "GAN"),
-    "pacgan": ToyVariant(4, 256, "PacGAN4"),
-    "largebatch": ToyVariant(1, 1024, "GAN, batch 1024"),
-}
-
-
-def toy_gan(dataset: str = "ring8", variant: str = "pacgan", seed: int = 0):
-    """A GAN trained on a 2D mixture (``ring8`` or ``grid25``): ``(GAN, History)``, cached.
-    ``seed`` seeds the initialization and training (the notebooks use 0; the benchmark tries several).
-
-    ``variant`` is ``gan`` (the plain non-saturating GAN), ``pacgan`` (the same, with a discriminator
-    that judges packs of 4 samples) or ``largebatch`` (the plain GAN with batches of 1024 instead of 256).
-    All: generator 2 -> 3 x 256 (ReLU) -> 2, discriminator 3 x 256 (leaky ReLU), 6000 steps (lecture),
-    Adam (1e-3, betas 0.5, 0.999) with the learning rates decayed linearly to 0. The history also tracks
-    ``modes`` and ``high_quality`` (:func:`gencourse.metrics.mode_metrics` on 2500 samples) during training.
-
-    Measured while choosing this setup (plain GAN on grid25, 2500 samples): batch norm in the generator
-    (the DCGAN recipe) caps the high-quality share at 30% (lr 2e-4, 3000 steps) or 73% (lr 1e-3, 6000
-    steps), against 80% and 94% without it for two seeds; the decay to 0 lets the samples settle on the
-    modes instead of orbiting them. How many grid25 modes survive varies with the seed: 17.0, 25.0 and 22.4
-    of 25 for seeds 0-2 (``benchmarks/gan.py``). Of the other networks and training changes tried on grid25
-    (``benchmarks/experiments/grid25_networks.py`` and ``grid25_training.py``) only the larger batches
-    reached 24/25 modes with 90% on every seed tried, hence the ``largebatch`` variant.
-    """
-
-    if dataset not in TOY_DATASETS or variant not in TOY_VARIANTS:
-        raise ValueError(f"toy_gan knows datasets {TOY_DATASETS} and variants {tuple(TOY_VARIANTS)}")
-    steps = profile().pick(smoke=60, lecture=6000, full=20000)
-    config = {
-        "dataset": dataset,
-        "pack": TOY_VARIANTS[variant].pack,
-        "kind": "nonsaturating",
-        "steps": steps,
-        "batch_size": TOY_VARIANTS[variant].batch_size,
-        "hidden": [256, 256, 256],
-        "latent_dim": 2,
-        "batch_norm": False,
-        "lr": 1e-3,
-        "betas": [0.5, 0.999],
-        "lr_schedule": "linear to 0",
-        "n_eval": 2500,
-    }
-    if seed:  # seed 0 keeps the configuration (and cache entry) the notebooks have always used
-        config["seed"] = seed
-
-    def build():
-        return GAN(
-            MLPGenerator(2, 2, config["hidden"], batch_norm=config["batch_norm"]),
-            MLPDiscriminator(2, config["hidden"], pack=config["pack"]),
-        )
-
-    def train(model):
-        modes = toy2d_modes(dataset)
-
-        def track(step, gan, history):
-            scores = mode_metrics(gan.sample(config["n_eval"]), modes)
-            history.log(step, modes=scores["modes"], high_quality=scores["high_quality"])
-
-        return train_gan(
-            model,
-            lambda: toy2d(dataset, config["batch_size"]),
-            kind=config["kind"],
-            steps=steps,
-            lr=config["lr"],
-            betas=tuple(config["betas"]),
-            lr_schedule=lambda step: 1 - step / steps,
-            callback=_timed(track),
-            every=max(1, steps // 20),
-            desc=f"{variant} on {dataset}",
-        )
-
-    return load_or_train(f"gan_{dataset}_{variant}", build, train, config, seed=seed)
-
-
-def _register_toy(dataset: str, variant: str) -> None:
-    course_model(f"gan_{dataset}_{variant}")(lambda: toy_gan(dataset, variant))
-
-
-for _dataset in TOY_DATASETS:
-    for _variant in TOY_VARIANTS:
-        _register_toy(_dataset, _variant)
-
-
-def _mnist_gan(name: str, *, conditional: bool, kind: str, spectral_norm: bool, codes: int = 0):
-    """A DCGAN-style GAN on MNIST (images in [-1, 1]), trained through ``load_or_train``; the judge's
-    scores of 1000 samples (``fid``, ``confident``, ``inception_score``, ``precision``, ``recall``)
-    are tracked in the history during training. ``codes`` > 0 adds an InfoGAN categorical code.
-
-    The lecture profile fits 5 minutes of a 2-core CPU (2000 steps), where a larger learning rate than the
-    DCGAN paper's 2e-4 wins (``benchmarks/experiments/dcgan_settings.py``: FID 92 at 2e-4, 24 at 2e-3)."""
-    steps = profile().pick(smoke=20, lecture=2000, full=20000)
-    config = {
-        "steps": steps,
-        "batch_size": 64,
-        "latent_dim": 64,
-        "codes": codes,
-        "g_ch": 32,
-        "d_ch": 32,
-        "kind": kind,
-        "conditional": conditional,
-        "spectral_norm": spectral_norm,
-        "lr": profile().pick(smoke=2e-3, lecture=2e-3, full=2e-4),
-        "betas": [0.5, 0.999],
-        "lr_schedule": "linear to 0",
-        "n_eval": profile().pick(smoke=100, lecture=1000, full=2000),
-        "evaluations": profile().pick(smoke=2, lecture=10, full=20),
-    }
-    num_classes = 10 if conditional else None
-
-    def build():
-        # spectral normalization replaces batch norm in the discriminator: both rescale its layers
-        return GAN(
-            DCGenerator(config["latent_dim"], config["g_ch"], num_classes=num_classes or codes or None),
-            DCDiscriminator(
-                config["d_ch"],
-                norm="none" if spectral_norm else "batch",
-                num_classes=num_classes,
-                spectral_norm=spectral_norm,
-                num_codes=codes or None,
-            ),
-            codes=codes,
-        )
-
-    def train(model):
-        loader = mnist(train=True).loader(config["batch_size"], scale="symmetric")
-
-        def track(step, gan, history):
-            scores = evaluate_samples(from_symmetric(gan.sample(config["n_eval"])))
-            history.log(step, **{k: scores[k] for k in ("fid", "inception_score", "precision", "recall", "confident")})
-
-        return train_gan(
-            model,
-            loader,
-            kind=kind,
-            steps=steps,
-            lr=config["lr"],
-            betas=tuple(config["betas"]),
-            lr_schedule=lambda step: 1 - step / steps,
-            callback=_timed(track),
-            every=max(1, steps // config["evaluations"]),
-            desc=name,
-        )
-
-    return load_or_train(name, build, train, config)
-
-
-@course_model("gan_dcgan_mnist")
-def dcgan_mnist():
-    """Notebook 03's DCGAN: non-saturating loss, batch norm in both networks. ``(GAN, History)``."""
-    return _mnist_gan("gan_dcgan_mnist", conditional=False, kind="nonsaturating", spectral_norm=False)
-
-
-@course_model("gan_conditional_mnist")
-def conditional_gan_mnist():
-    """Notebook 03's class-conditional DCGAN (label embedding in G, projection D). ``(GAN, History)``."""
-    return _mnist_gan("gan_conditional_mnist", conditional=True, kind="nonsaturating", spectral_norm=False)
-
-
-@course_model("gan_sngan_mnist")
-def sngan_mnist():
-    """Notebook 03's stabilised GAN: hinge loss and a spectrally normalized discriminator. ``(GAN, History)``."""
-    return _mnist_gan("gan_sngan_mnist", conditional=False, kind="hinge", spectral_norm=True)
-
-
-@course_model("gan_infogan_mnist")
-def infogan_mnist():
-    """Notebook 03's InfoGAN: the DCGAN with a 10-way categorical code in its latent and an auxiliary
-    head that recovers the code from the image; no labels are used. ``(GAN, History)``."""
-    return _mnist_gan("gan_infogan_mnist", conditional=False, kind="nonsaturating", spectral_norm=False, codes=10)

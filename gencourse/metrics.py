@@ -63,16 +63,34 @@ def kl_divergence(p, q) -> torch.Tensor:
     return terms.sum(-1)
 
 
-def bits_per_dim(nll_nats, num_dims: int) -> float:
+def bits_per_dim(nll_nats, num_dims: int, *, continuous: bool = False) -> float:
     """Negative log-likelihood in bits per dimension: mean(nll) / (num_dims * ln 2).
 
-    ``nll_nats`` is -log p(x) in nats per example (a float or a tensor ``[B]``, averaged), ``num_dims``
-    the number of dimensions of one example (784 for MNIST). For discrete pixels modelled by a density
-    on dequantized data in [0, 1), add num_dims * log(256) to the nll first to get bits per 8-bit pixel.
+    ``nll_nats`` is -log P(x) of discrete data in nats per example (a float or a tensor ``[B]``, averaged),
+    ``num_dims`` the number of dimensions of one example (784 for MNIST). For 8-bit pixels modelled by a
+    density on dequantized data in [0, 1), use :func:`gencourse.flows.dequantized_bits_per_dim`, which takes
+    that log-density and adds the D log 256 nats of the pixels' cells.
+
+    A probability is at most 1, so a discrete NLL is >= 0: an example's NLL below -64 log 2 nats is refused
+    (the margin admits estimates: an unbiased estimate of P(x), such as the importance-weighted one behind
+    an IWAE bound, exceeds 2^64 P(x) with probability <= 2^-64 by Markov's inequality). It means a
+    log-likelihood was passed where its negative is meant, or -log p(x) of a density on dequantized data
+    without the D log 256 (below 8 bits/dim that density exceeds 1, so -log p(x) < 0). ``continuous=True``
+    is for the NLL of a density on continuous data (e.g. 2D points), which may be negative: nothing is
+    refused then.
     """
     if num_dims < 1:
         raise ValueError(f"num_dims must be a positive integer, got {num_dims}")
     nll = torch.as_tensor(nll_nats, dtype=torch.float64)
+    if not continuous and nll.numel() and nll.min() < -64 * math.log(2):
+        raise ValueError(
+            f"bits_per_dim got a negative log-likelihood of {nll.min().item():.4g} nats, impossible for discrete "
+            "data (a probability is at most 1). Likely: a log-likelihood passed where its negative is meant "
+            "(negate it); -log p(x) of a density on dequantized data in [0, 1)^D, which lacks the D log 256 "
+            "of the pixels' cells (gencourse.flows.dequantized_bits_per_dim(log_density, num_dims) takes the "
+            "log-density and adds it); or the NLL of a density on continuous data, which may be negative: "
+            "pass continuous=True."
+        )
     return float(nll.mean()) / (num_dims * math.log(2))
 
 
@@ -389,11 +407,31 @@ def reference_features() -> torch.Tensor:
             raise ValueError(f"unexpected content in {path}")
     except Exception:  # missing or corrupt: recompute (a few seconds), never use a bad file
         features = judge().features(x.float() / 255)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(features, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)  # atomic: a half-written file is never read
+        _save_reference(features, path)
     _REFERENCE = features
     return features
+
+
+def _save_reference(features: torch.Tensor, path: Path) -> None:
+    """Cache the reference features on disk; they are only a speed-up, so a cache that cannot be written is
+    reported and the features are used from memory."""
+    import warnings
+
+    from gencourse.train import CacheWarning, save_atomic, writable_folder
+
+    problem = writable_folder(path.parent)
+    try:
+        if problem is None:
+            save_atomic(features, path)  # a unique temporary file, then an atomic rename
+    except (OSError, RuntimeError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        warnings.warn(
+            f"cannot cache the judge's reference features in {path.parent} ({problem}); they are recomputed "
+            "in every new process. Point GENCOURSE_CACHE at a writable folder to keep them.",
+            CacheWarning,
+            stacklevel=3,
+        )
 
 
 def evaluate_samples(images: torch.Tensor, n_reference: int = 10000, k: int = 3, seed: int = 0) -> dict:

@@ -328,15 +328,28 @@ class EMA:
     smoother, better samples from diffusion models: theta_ema <- d theta_ema + (1 - d) theta.
 
     The decay warms up as d_k = min(decay, (1 + k) / (10 + k)) so that short runs are not dominated by
-    the random initial weights. Call :meth:`update` after every optimizer step and :meth:`copy_to` to
-    put the averaged weights into a model (buffers such as BatchNorm statistics are copied as they are).
+    the random initial weights. :meth:`attach` makes every step of an optimizer update the average (or
+    call :meth:`update` yourself after each step); :meth:`copy_to` puts the averaged weights into a model
+    (buffers such as BatchNorm statistics are copied as they are).
+
+    ``snapshots``: for each update count k among its keys, ``snapshots[k]`` is set to a copy of the
+    averaged weights right after the k-th update (autoguidance's weak model is such a snapshot).
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.999):
+    def __init__(self, model: nn.Module, decay: float = 0.999, snapshots: dict | None = None):
         if not 0 <= decay < 1:
             raise ValueError(f"the EMA decay must be in [0, 1), got {decay}")
+        for k in snapshots or {}:
+            if not isinstance(k, int) or k < 1:
+                raise ValueError(f"snapshot steps must be whole numbers >= 1, got {k!r}")
         self.decay, self.updates = decay, 0
+        self.snapshots = {} if snapshots is None else snapshots
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def attach(self, optimizer: torch.optim.Optimizer, model: nn.Module):
+        """Update the average from ``model`` after every ``optimizer.step()``; returns the hook's handle
+        (``handle.remove()`` detaches it)."""
+        return optimizer.register_step_post_hook(lambda opt, args, kwargs: self.update(model))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -347,6 +360,8 @@ class EMA:
                 self.shadow[k].lerp_(v.detach(), 1 - d)
             else:
                 self.shadow[k].copy_(v)
+        if self.updates in self.snapshots:
+            self.snapshots[self.updates] = {k: v.clone() for k, v in self.shadow.items()}
 
     def copy_to(self, model: nn.Module) -> None:
         model.load_state_dict(self.shadow)

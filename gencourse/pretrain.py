@@ -2,19 +2,19 @@
 
     python -m gencourse.pretrain --profile lecture              # all of them
     python -m gencourse.pretrain --profile lecture --only vae_mnist flow_mnist
+    python -m gencourse.pretrain --profile lecture --only "vae_mnist_beta(beta=4.0)"
     python -m gencourse.pretrain --list                         # what is registered
 
-The models are the functions registered with :func:`gencourse.train.course_model` in the family modules
-(``gencourse.gan``, ``vae``, ``flows``, ``diffusion``): the very functions the notebooks call, so the
-cache entries (``data/cache`` or ``$GENCOURSE_CACHE``, keyed by name, profile and configuration) are the
-ones the notebooks look for. A model already cached is loaded, not retrained (``--retrain`` forces it).
-Each training shows its own progress bar; a table of name, seconds and loaded/trained ends the run.
+The models are the recipes registered with :func:`gencourse.recipes.course_model`: the very functions
+the notebooks call, so the cache entries (``data/cache`` or ``$GENCOURSE_CACHE``, keyed by name, profile
+and settings) are the ones the notebooks look for. A model already cached is loaded, not retrained
+(``--retrain`` forces it). Each training shows its own progress bar; a table of name, seconds and
+loaded/trained ends the run.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -22,40 +22,20 @@ from collections.abc import Callable
 
 from gencourse.config import PROFILES
 
-FAMILIES = ("gencourse.gan", "gencourse.vae", "gencourse.flows", "gencourse.diffusion")
 
-
-def import_families(families: tuple[str, ...] | None = None, out=None) -> list[str]:
-    """Import the family modules (``FAMILIES`` by default), which registers their course models;
-    return the ones imported.
-
-    A family module that is not there is reported on ``out`` and skipped; an import error *inside*
-    a module that is there is a bug and is raised."""
-    out = out or sys.stdout
-    imported = []
-    for name in FAMILIES if families is None else families:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            print(f"note: {name} is not in this installation, so none of its models are pretrained", file=out)
-            continue
-        imported.append(name)
-    return imported
-
-
-def select(models: dict[str, Callable], only: list[str] | None) -> dict[str, Callable]:
-    """``models`` restricted to the names in ``only`` (all when ``only`` is empty)."""
+def select(calls: dict[str, Callable], names: dict[str, list[str]], only: list[str] | None) -> dict[str, Callable]:
+    """``calls`` (by label) restricted to ``only``, whose entries are model names (all their variants) or
+    labels as ``--list`` prints them (one variant); all of them when ``only`` is empty."""
     if not only:
-        return dict(models)
-    unknown = [name for name in only if name not in models]
+        return dict(calls)
+    unknown = [item for item in only if item not in names and item not in calls]
     if unknown:
         raise KeyError(
             f"no course model named {', '.join(map(repr, unknown))}; "
-            f"registered: {', '.join(models) or 'none'} (see --list)"
+            f"registered: {', '.join(names) or 'none'} (see --list for the labels of their variants)"
         )
-    return {name: models[name] for name in only}
+    wanted = [label for item in only for label in names.get(item, [item])]
+    return {label: calls[label] for label in dict.fromkeys(wanted)}
 
 
 def pretrain(models: dict[str, Callable], retrain: bool = False, out=None) -> list[tuple[str, float, str]]:
@@ -102,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", choices=PROFILES, help="the profile to train for (default: as gencourse.profile())"
     )
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="train only these models (names from --list)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="train only these models: names, or labels as --list prints them"
+    )
     parser.add_argument("--list", action="store_true", help="list the registered course models and exit")
     parser.add_argument("--retrain", action="store_true", help="train again even when a cached model exists")
     args = parser.parse_args(argv)
@@ -110,15 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["GENCOURSE_PROFILE"] = args.profile  # before the models read it through profile()
 
     from gencourse.config import cache_dir, describe
-    from gencourse.train import COURSE_MODELS, course_model_calls
+    from gencourse.recipes import COURSE_MODELS, call_label, course_model_calls
 
-    import_families()
+    calls = course_model_calls()
     if args.list:
-        for label, call in course_model_calls().items():
+        for label, call in calls.items():
             print(f"{label}  ({call.func.__module__}.{call.func.__name__})")
         return 0
+    names = {
+        name: [call_label(name, kwargs) for kwargs in getattr(fn, "variants", [{}])]
+        for name, fn in COURSE_MODELS.items()
+    }
     try:
-        models = course_model_calls(select(COURSE_MODELS, args.only))
+        models = select(calls, names, args.only)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 1

@@ -1,18 +1,22 @@
-"""The one generic training loop, its history, and the cache of trained models.
+"""The one generic training loop, its history, the learning-rate schedules, and the cache of trained models.
 
 ``fit`` trains any model whose loss is ``loss_fn(model, batch)``: VAEs, flows and diffusion models use
 it as is; the GAN loop in ``gencourse.gan`` is built from the same pieces (``training_steps``,
-``History``, ``check_finite``). ``load_or_train`` skips training when a matching model is cached, which
-is what lets an instructor re-run any training cell in seconds.
+``History``, ``check_finite``, ``run_callback``, ``finish``). ``lr_schedule`` is the one schedule helper
+every course model uses. ``load_or_train`` skips training when a matching model is cached, which is what
+lets an instructor re-run any training cell in seconds. The course's own models (which settings, which
+data) are in ``gencourse.recipes``.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import platform
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +29,7 @@ from torch import nn
 from gencourse.config import cache_dir, seed_everything
 from gencourse.config import device as default_device
 from gencourse.config import profile as active_profile
+from gencourse.nn import EMA
 
 CACHE_FORMAT = 1
 
@@ -183,8 +188,10 @@ def fit(
     - Stops at the first of ``epochs`` / ``steps`` / ``seconds``; raises :class:`NonFiniteLossError`
       on a NaN or infinite loss. ``optimizer`` defaults to Adam(``lr``); ``scheduler`` is stepped
       once per step; ``clip_grad`` clips the gradient norm.
-    - ``callback(step, model, history)`` runs every ``every`` steps and after the last one (for sample
-      snapshots or evaluations). The model is left in eval mode.
+    - ``callback(step, model, history)`` runs every ``every`` steps and once after the last one (for
+      sample snapshots or evaluations); its time is added up in ``history.meta["eval_seconds"]``.
+      Something to do after every optimizer step (an EMA of the weights) is an optimizer hook instead
+      (:meth:`gencourse.nn.EMA.attach`). The model is left in eval mode.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -195,7 +202,7 @@ def fit(
     offset = max((s for v in history.records.values() for s, _ in v), default=-1) + 1
     start = time.perf_counter()
     model.train()
-    step = -1
+    step, last_callback = -1, None
     for step, batch, bar in training_steps(data, epochs=epochs, steps=steps, seconds=seconds, desc=desc):
         out = loss_fn(model, to_device(batch, dev))
         loss, extra = out if isinstance(out, tuple) else (out, {})
@@ -211,26 +218,152 @@ def fit(
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4g}")
         if callback is not None and step % every == 0 and step > 0:
-            run_callback(callback, offset + step, model, history)
-    return finish(model, history, callback, offset, step, start)
+            last_callback = run_callback(callback, offset + step, model, history)
+    return finish(model, history, callback, offset, step, start, last_callback)
 
 
-def run_callback(callback: Callable, step: int, model: nn.Module, history: History) -> None:
-    """Call ``callback(step, model, history)`` in eval mode (snapshots, evaluations), then resume training."""
+def run_callback(callback: Callable, step: int, model: nn.Module, history: History) -> int:
+    """Call ``callback(step, model, history)`` in eval mode (snapshots, evaluations), then resume training.
+
+    Its time is added to ``history.meta["eval_seconds"]``, so that evaluations during training can be told
+    apart from the training itself (``train_seconds`` counts both). Returns ``step``."""
     model.eval()
+    begin = time.perf_counter()
     callback(step, model, history)
+    history.meta["eval_seconds"] = history.meta.get("eval_seconds", 0.0) + time.perf_counter() - begin
     model.train()
+    return step
 
 
 def finish(
-    model: nn.Module, history: History, callback: Callable | None, offset: int, step: int, start: float
+    model: nn.Module,
+    history: History,
+    callback: Callable | None,
+    offset: int,
+    step: int,
+    start: float,
+    last_callback: int | None = None,
 ) -> History:
-    """End a training loop: eval mode, the final callback, and the time and step count in ``history.meta``."""
+    """End a training loop: eval mode, the final callback (unless it already ran at the last step, whose
+    number ``last_callback`` is), and the time and step count in ``history.meta``."""
+    if callback is not None and step >= 0 and last_callback != offset + step:
+        run_callback(callback, offset + step, model, history)
     model.eval()
-    if callback is not None and step >= 0:
-        callback(offset + step, model, history)
     history.meta["train_seconds"] = history.meta.get("train_seconds", 0.0) + time.perf_counter() - start
     history.meta["steps"] = offset + step + 1
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning-rate schedules
+# ---------------------------------------------------------------------------------------------
+
+SCHEDULES = ("constant", "linear", "cosine", "one_cycle")
+
+
+def lr_factor(step: int, steps: int, shape: str = "cosine", warmup: int = 0) -> float:
+    """The factor that multiplies the peak learning rate at ``step`` (0-based) of ``steps``:
+
+    - ``constant``: 1;
+    - ``linear``: 1 - step / steps, a straight decay to 0 (it lets GAN samples settle instead of
+      orbiting the equilibrium);
+    - ``cosine``: (1 + cos(pi step / steps)) / 2, a cosine decay to 0 (Loshchilov & Hutter 2017).
+
+    ``warmup`` > 0 multiplies it by min(1, (step + 1) / warmup), a linear warm-up over the first steps
+    (what a flow's fragile first updates after its data-dependent initialization need); a warm-up longer than
+    the run (a short smoke run) simply never reaches the peak.
+    """
+    if shape not in SCHEDULES or shape == "one_cycle":
+        raise ValueError(f"lr_factor knows {', '.join(SCHEDULES[:3])}; one_cycle is lr_schedule's alone")
+    ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if shape == "linear":
+        return ramp * (1 - step / steps)
+    if shape == "cosine":
+        return ramp * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+    return ramp
+
+
+def lr_schedule(
+    optimizer: torch.optim.Optimizer, steps: int, shape: str = "cosine", warmup: int | float = 0
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule of a ``steps``-step training, stepped once per step (``fit``'s
+    ``scheduler=``). ``shape`` is one of ``SCHEDULES``:
+
+    - ``constant``, ``linear``, ``cosine``: the peak rate times :func:`lr_factor` (with its linear warm-up
+      over ``warmup`` steps);
+    - ``one_cycle`` (Smith & Topin 2019, torch's ``OneCycleLR``): over the first ``warmup`` steps (a
+      fraction of ``steps`` if below 1) the rate rises from lr / 10 to lr along a half cosine, then falls
+      to lr / 1000 along another; with Adam it also moves beta1 the other way, 0.95 -> 0.85 -> 0.95.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive whole number, got {steps!r}")
+    if shape not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {shape!r}; choose one of: {', '.join(SCHEDULES)}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0 steps, got {warmup!r}")
+    if shape == "one_cycle":
+        if not 0 < warmup < steps:
+            raise ValueError(
+                f"one_cycle's warmup must be a fraction in (0, 1) or a step count in [1, {steps}), got {warmup!r}"
+            )
+        pct = warmup if warmup < 1 else warmup / steps
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups],
+            total_steps=steps,
+            pct_start=pct,
+            div_factor=10,
+            final_div_factor=100,
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps, shape, int(warmup)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training with an average of the weights (diffusion models, flow matching)
+# ---------------------------------------------------------------------------------------------
+
+
+def train_with_ema(
+    model: nn.Module,
+    loss_fn: Callable,
+    data,
+    *,
+    steps: int,
+    lr: float,
+    decay: float,
+    schedule: str = "one_cycle",
+    warmup: float = 0.05,
+    snapshots: dict | None = None,
+    desc: str = "training",
+) -> History:
+    """:func:`fit` for ``steps`` steps with Adam, its learning rate peaking at ``lr``
+    (:func:`lr_schedule` of shape ``schedule`` with ``warmup``; the default one-cycle
+    schedule warms up over the first 5% of the steps, then decays to lr / 1000), keeping an
+    :class:`~gencourse.nn.EMA` with ``decay`` of the weights after every optimizer step. The model ends up
+    holding the averaged weights: standard practice for diffusion models, whose samples are smoother with them.
+
+    ``snapshots``: for each k among its keys (1 to ``steps``), ``snapshots[k]`` is set to a copy of the
+    averaged weights after the k-th optimizer step (the weak model of autoguidance is such a snapshot).
+    """
+    ema = EMA(model, decay, snapshots=snapshots)
+    late = [k for k in ema.snapshots if k > steps]
+    if late:
+        raise ValueError(f"snapshot steps must be whole numbers in [1, steps={steps}], got {late}")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    hook = ema.attach(optimizer, model)
+    try:
+        history = fit(
+            model,
+            loss_fn,
+            data,
+            steps=steps,
+            optimizer=optimizer,
+            scheduler=lr_schedule(optimizer, steps, schedule, warmup=warmup),
+            desc=desc,
+        )
+    finally:
+        hook.remove()
+    ema.copy_to(model)
     return history
 
 
@@ -243,18 +376,29 @@ class CacheWarning(UserWarning):
     """A cached model could not be used (corrupt or mismatched) and is being retrained."""
 
 
-def config_hash(name: str, config: dict) -> str:
-    text = json.dumps({"name": name, "config": config}, sort_keys=True, default=str)
+def config_dict(settings) -> dict:
+    """The JSON-ready dict of a model's settings: a dataclass (``gencourse.recipes``' frozen settings) or a dict."""
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        return dataclasses.asdict(settings)
+    if isinstance(settings, dict):
+        return settings
+    raise TypeError(f"settings must be a dataclass instance or a dict, got {type(settings).__name__}")
+
+
+def config_hash(name: str, config) -> str:
+    text = json.dumps({"name": name, "config": config_dict(config)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def cache_path(name: str, config: dict, profile: str | None = None, directory: Path | None = None) -> Path:
+def cache_path(name: str, config, profile: str | None = None, directory: Path | None = None) -> Path:
     """Where ``load_or_train`` keeps the model ``name`` trained with ``config`` in ``profile``."""
     profile = profile or active_profile().name
     return Path(directory or cache_dir()) / f"{name}-{profile}-{config_hash(name, config)}.pt"
 
 
-def _load_cached(path: Path, model: nn.Module, name: str, config: dict) -> History | None:
+def _load_cached(path: Path, model: nn.Module, name: str, config) -> History | None:
+    """The cached history, with the cached weights loaded into ``model``; None (and a warning) if the file
+    cannot be used, in which case ``model`` may hold part of it and must be thrown away."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") != CACHE_FORMAT or payload.get("name") != name:
@@ -273,11 +417,36 @@ def _load_cached(path: Path, model: nn.Module, name: str, config: dict) -> Histo
         return None
 
 
+def writable_folder(folder: Path) -> str | None:
+    """None if files can be created in ``folder`` (made if missing), else the reason they cannot."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def save_atomic(payload, path: Path) -> None:
+    """``torch.save`` to a temporary file with a unique name beside ``path``, then an atomic rename: an
+    interrupted save never leaves a half-written file, and two processes saving the same file at once
+    each rename their own complete copy (the later one wins)."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def load_or_train(
     name: str,
     build: Callable[[], nn.Module],
     train: Callable[[nn.Module], History],
-    config: dict,
+    config,
     *,
     seed: int = 0,
     retrain: bool | None = None,
@@ -289,22 +458,38 @@ def load_or_train(
     ``config`` was trained before in this profile, else built with ``build()``, trained with
     ``train(model) -> History`` (seeded with ``seed``) and saved.
 
-    ``config`` (JSON-serialisable) must hold everything that changes the result (sizes, steps, lr...);
-    its hash is part of the file name, so changing it retrains. Files are read with
-    ``torch.load(weights_only=True)``; a corrupt or mismatched one is reported (``CacheWarning``) and
-    retrained. ``retrain=True`` or ``GENCOURSE_RETRAIN=1`` ignores the cache.
+    ``config`` (a settings dataclass or a JSON-serialisable dict) must hold everything that changes the
+    result (sizes, steps, lr...); its hash is part of the file name, so changing it retrains. Files are
+    read with ``torch.load(weights_only=True)``; a corrupt or mismatched one is reported (``CacheWarning``)
+    and the model is retrained from a freshly built one. A cache folder that cannot be written is reported
+    before training, and the trained model is returned uncached. ``retrain=True`` or
+    ``GENCOURSE_RETRAIN=1`` ignores the cache.
     """
     dev = device or default_device()
     path = cache_path(name, config, profile, directory)
     retrain = os.environ.get("GENCOURSE_RETRAIN", "0") == "1" if retrain is None else retrain
-    seed_everything(seed)
-    model = build()
     if path.exists() and not retrain:
-        history = _load_cached(path, model, name, config)
-        if history is not None:
-            history.meta["loaded_from"] = str(path)
-            return model.to(dev).eval(), history
-    model = model.to(dev)
+        if path.is_dir():
+            warnings.warn(f"the cache entry {path} is a folder, not a model file: retraining", CacheWarning, 2)
+        else:
+            seed_everything(seed)
+            model = build()
+            history = _load_cached(path, model, name, config)
+            if history is not None:
+                history.meta["loaded_from"] = str(path)
+                return model.to(dev).eval(), history
+    problem = writable_folder(path.parent)
+    if problem is None and path.is_dir():
+        problem = f"{path} is a folder"
+    if problem is not None:
+        warnings.warn(
+            f"cannot write the model cache at {path.parent} ({problem}): {name} is trained but not cached, "
+            "so the next run trains it again. Point GENCOURSE_CACHE at a writable folder to keep it.",
+            CacheWarning,
+            stacklevel=2,
+        )
+    seed_everything(seed)
+    model = build().to(dev)  # a fresh model: nothing of a rejected cache file may seed the training
     seed_everything(seed)
     start = time.perf_counter()
     history = train(model)
@@ -317,54 +502,23 @@ def load_or_train(
         machine=platform.machine(),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {
-        "format": CACHE_FORMAT,
-        "name": name,
-        "config_hash": config_hash(name, config),
-        "config": json.dumps(config, sort_keys=True, default=str),
-        "state_dict": state,
-        "history": history.to_dict(),
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # atomic: an interrupted save never leaves a half-written cache file
+    if problem is None:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        payload = {
+            "format": CACHE_FORMAT,
+            "name": name,
+            "config_hash": config_hash(name, config),
+            "config": json.dumps(config_dict(config), sort_keys=True, default=str),
+            "state_dict": state,
+            "history": history.to_dict(),
+        }
+        try:
+            save_atomic(payload, path)
+        except (OSError, RuntimeError) as exc:  # full disk, a folder made read-only meanwhile: keep the model
+            warnings.warn(
+                f"could not save {name} to the model cache ({type(exc).__name__}: {exc}); "
+                "the trained model is returned uncached",
+                CacheWarning,
+                stacklevel=2,
+            )
     return model.eval(), history
-
-
-# ---------------------------------------------------------------------------------------------
-# The course's models, for ahead-of-class pretraining and benchmarks
-# ---------------------------------------------------------------------------------------------
-
-COURSE_MODELS: dict[str, Callable] = {}
-
-
-def course_model(name: str, variants: Iterable[dict] | None = None):
-    """Register a function that returns ``(model, history)`` for one of the course's trained models,
-    built and trained exactly as its notebook does (through ``load_or_train``), so that pretraining
-    and benchmarks use the very same models.
-
-    ``variants`` lists the keyword arguments the notebook calls it with when it trains several versions
-    (e.g. ``[{"beta": 0.5}, {"beta": 4.0}]``); by default it is called once with none.
-    """
-
-    def register(fn):
-        if name in COURSE_MODELS and COURSE_MODELS[name] is not fn:
-            raise ValueError(f"a course model named {name!r} is already registered")
-        COURSE_MODELS[name] = fn
-        fn.course_model_name = name
-        fn.variants = [dict(v) for v in variants] if variants is not None else [{}]
-        return fn
-
-    return register
-
-
-def course_model_calls(models: dict[str, Callable] | None = None) -> dict[str, Callable]:
-    """Every call that trains a course model, by label (``name`` or ``name(beta=4.0)``), ready to run."""
-    calls = {}
-    for name, fn in (COURSE_MODELS if models is None else models).items():
-        for kwargs in getattr(fn, "variants", [{}]):
-            label = name + (f"({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})" if kwargs else "")
-            calls[label] = functools.partial(fn, **kwargs)
-    return calls

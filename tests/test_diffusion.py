@@ -1,8 +1,9 @@
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from gencourse import diffusion as D
-from gencourse.config import Profile
+from gencourse import train
 from gencourse.nn import TimeMLP
 
 
@@ -180,10 +181,10 @@ def test_classifier_free_guidance_combines_the_two_predictions():
             return x * 0 + y.float()[:, None]
 
     x, y = torch.zeros(4, 2), torch.tensor([0, 1, 2, 1])
-    assert torch.allclose(D.guided(Net(), x, 0.5, y, guidance=1.0), y.float()[:, None].expand(4, 2))
-    assert torch.allclose(D.guided(Net(), x, 0.5, y, guidance=0.0), torch.full((4, 2), 3.0))
+    assert torch.allclose(D.guided(Net(), x, 0.5, y=y, guidance=1.0), y.float()[:, None].expand(4, 2))
+    assert torch.allclose(D.guided(Net(), x, 0.5, y=y, guidance=0.0), torch.full((4, 2), 3.0))
     w = 2.5
-    assert torch.allclose(D.guided(Net(), x, 0.5, y, guidance=w), 3 + w * (y.float()[:, None] - 3).expand(4, 2))
+    assert torch.allclose(D.guided(Net(), x, 0.5, y=y, guidance=w), 3 + w * (y.float()[:, None] - 3).expand(4, 2))
 
 
 def test_autoguidance_extrapolates_away_from_the_weak_model():
@@ -209,7 +210,7 @@ def test_autoguidance_extrapolates_away_from_the_weak_model():
     strong = 3 + w * (y.float() - 3)
     weaker = 1 + w * (0.5 * y.float() - 1)
     expected = (weaker + a * (strong - weaker))[:, None].expand(4, 2)
-    assert torch.allclose(D.guided(good, x, 0.5, y, guidance=w, weak=weak, autoguidance=a), expected)
+    assert torch.allclose(D.guided(good, x, 0.5, y=y, guidance=w, weak=weak, autoguidance=a), expected)
 
 
 def test_autoguidance_without_a_weak_model_is_refused_with_the_fix():
@@ -219,14 +220,59 @@ def test_autoguidance_without_a_weak_model_is_refused_with_the_fix():
         model.sample(3, autoguidance=2.0)
 
 
+def test_diffusion_options_are_keyword_only():
+    net, schedule = TimeMLP(2, hidden=8, depth=1), D.NoiseSchedule(100)
+    with pytest.raises(TypeError):
+        D.Diffusion(net, schedule, (2,), 1.0)  # clip, p_uncond, min_snr, weak mean nothing by position
+    assert D.Diffusion(net, schedule, (2,), clip=1.0, min_snr=5.0).min_snr == 5.0
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _train_recording_every_step(model, steps, decay, snapshots=None):
+    """train_with_ema, and the model's weights after each of its optimizer steps (a global optimizer hook)."""
+    after_step = []
+    handle = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: after_step.append(_weights(model)))
+    try:
+        data = [(torch.randn(16, 2),)] * steps
+        train.train_with_ema(
+            model, lambda m, b: m.loss(*b), data, steps=steps, lr=1e-2, decay=decay, snapshots=snapshots, desc="t"
+        )
+    finally:
+        handle.remove()
+    return after_step
+
+
+def test_train_with_ema_averages_the_weights_after_every_optimizer_step():
+    """n optimizer steps make n updates of the average, the first and the last counted once each:
+    shadow_k = d_k shadow_{k-1} + (1 - d_k) w_k from the initial weights, d_k = min(decay, (1 + k) / (10 + k))."""
+    torch.manual_seed(0)
+    model = D.Diffusion(TimeMLP(2, hidden=8, depth=1), D.NoiseSchedule(100), (2,))
+    shadow, expected = _weights(model), {}
+    snapshots = {1: None, 2: None, 6: None}
+    after_step = _train_recording_every_step(model, 6, 0.5, snapshots)
+    assert len(after_step) == 6
+    for k, weights in enumerate(after_step, 1):
+        d = min(0.5, (1 + k) / (10 + k))
+        shadow = {name: d * shadow[name] + (1 - d) * w for name, w in weights.items()}
+        expected[k] = shadow
+    final = model.state_dict()
+    for name in final:
+        assert torch.allclose(final[name], expected[6][name], atol=1e-6), name
+        for k in (1, 2, 6):
+            assert torch.allclose(snapshots[k][name], expected[k][name], atol=1e-6), (k, name)
+    assert not torch.allclose(final["net.out.weight"], after_step[-1]["net.out.weight"])  # an average, not the last
+
+
 def test_train_with_ema_keeps_the_averaged_weights_of_the_requested_steps():
     torch.manual_seed(0)
     model = D.Diffusion(TimeMLP(2, hidden=8, depth=1), D.NoiseSchedule(100), (2,))
     data = [(torch.randn(16, 2),)] * 6
-    config = {"steps": 6, "lr": 1e-2, "ema": 0.5}
     snapshots = {2: None, 6: None}
-    initial = {k: v.clone() for k, v in model.state_dict().items()}
-    D.train_with_ema(model, lambda m, b: m.loss(*b), data, config, desc="t", snapshots=snapshots)
+    initial = _weights(model)
+    train.train_with_ema(model, lambda m, b: m.loss(*b), data, steps=6, lr=1e-2, decay=0.5, snapshots=snapshots)
     final = model.state_dict()
     assert all(torch.equal(snapshots[6][k], final[k]) for k in final)  # the last snapshot is what the model holds
     assert not all(torch.equal(snapshots[2][k], final[k]) for k in final)  # taken during training:
@@ -234,13 +280,29 @@ def test_train_with_ema_keeps_the_averaged_weights_of_the_requested_steps():
     assert D.net_weights(snapshots[2]).keys() == model.net.state_dict().keys()
     for bad in (0, 7, 2.5):
         with pytest.raises(ValueError, match="snapshot steps"):
-            D.train_with_ema(model, lambda m, b: m.loss(*b), data, config, desc="t", snapshots={bad: None})
+            train.train_with_ema(
+                model, lambda m, b: m.loss(*b), data, steps=6, lr=1e-2, decay=0.5, snapshots={bad: None}
+            )
 
 
-def test_mnist_diffusion_refuses_a_weak_model_fraction_outside_the_training():
-    config = D._mnist_config(Profile("smoke"), weak_at=1.5)
-    with pytest.raises(ValueError, match=r"weak_at is the fraction.*\(0, 1\]; got 1.5"):
-        D.train_mnist_diffusion("ddpm_test", config)
+def test_train_with_ema_follows_the_one_cycle_learning_rate():
+    """Adam's learning rate over the steps is gencourse.train.lr_schedule's one-cycle shape: from lr / 10,
+    up to lr after the warm-up, down to lr / 1000 at the end."""
+    torch.manual_seed(0)
+    model = D.Diffusion(TimeMLP(2, hidden=8, depth=1), D.NoiseSchedule(100), (2,))
+    rates = []
+    handle = register_optimizer_step_pre_hook(
+        lambda optimizer, args, kwargs: rates.append(optimizer.param_groups[0]["lr"])
+    )
+    try:
+        data = [(torch.randn(16, 2),)] * 40
+        train.train_with_ema(model, lambda m, b: m.loss(*b), data, steps=40, lr=1e-2, decay=0.9, warmup=0.25)
+    finally:
+        handle.remove()
+    assert len(rates) == 40
+    assert rates[0] == pytest.approx(1e-3) and max(rates) == pytest.approx(1e-2, rel=1e-3)
+    assert rates.index(max(rates)) == 9  # the peak ends the warm-up, a quarter of the 40 steps
+    assert rates[-1] == pytest.approx(1e-5, rel=1e-3)
 
 
 def test_drop_labels_uses_the_null_token_at_the_given_rate():

@@ -332,7 +332,7 @@ def test_check_affine_coupling_accepts_the_reference(capsys):
 def test_check_affine_coupling_reference_is_the_packages_layer():
     """The checker's expected (y, log_det) come from gencourse.flows.AffineCoupling; they must equal the
     textbook formula written out here, so a broken package layer fails this test."""
-    x, mask, net, y_ref, log_det_ref = exercises._coupling_case()
+    x, mask, net, y_ref, log_det_ref = exercises.coupling_case()
     y, log_det = affine_coupling(x, mask, net)
     assert torch.allclose(y_ref, y, atol=1e-6) and torch.allclose(log_det_ref, log_det, atol=1e-6)
     assert not torch.allclose(y_ref[:, mask == 0], x[:, mask == 0])  # the case does transform something

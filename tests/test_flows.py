@@ -13,9 +13,9 @@ from gencourse.flows import (
     LogitTransform,
     Squeeze,
     Unsqueeze,
-    bits_per_dim,
     checkerboard_mask,
     coupling_flow_2d,
+    dequantized_bits_per_dim,
     multiscale_flow,
 )
 from gencourse.nn import MLP
@@ -136,13 +136,13 @@ def test_logit_transform_density_integrates_to_one_on_the_unit_interval():
     assert abs(mass.item() - torch.special.erf(torch.tensor(math.log(19) / math.sqrt(2))).item()) < 1e-6
 
 
-def test_bits_per_dim_accounts_for_dequantization():
+def test_dequantized_bits_per_dim_accounts_for_dequantization():
     # the uniform density on [0, 1)^D (log p = 0) is exactly 8 bits per dimension
-    torch.testing.assert_close(bits_per_dim(torch.zeros(3), 784), torch.full((3,), 8.0))
+    torch.testing.assert_close(dequantized_bits_per_dim(torch.zeros(3), 784), torch.full((3,), 8.0))
     # a density that puts P(k) * 256^D on the cell of each 8-bit value k codes k in -log2 P(k) bits:
     # two equally likely 4-pixel images cost 1 bit, i.e. 1/4 bit per dimension
     log_p = torch.tensor([math.log(0.5) + 4 * math.log(256)])
-    torch.testing.assert_close(bits_per_dim(log_p, 4), torch.tensor([0.25]))
+    torch.testing.assert_close(dequantized_bits_per_dim(log_p, 4), torch.tensor([0.25]))
 
 
 def test_evaluate_bits_per_dim_of_an_image_flow_is_reproducible_and_checks_its_input():
@@ -153,7 +153,8 @@ def test_evaluate_bits_per_dim_of_an_image_flow_is_reproducible_and_checks_its_i
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         by_hand = [
-            bits_per_dim(flow.log_prob(flows.dequantize(images[i : i + 4], generator=g)), 16) for i in range(0, 10, 4)
+            dequantized_bits_per_dim(flow.log_prob(flows.dequantize(images[i : i + 4], generator=g)), 16)
+            for i in range(0, 10, 4)
         ]
     assert bpd == pytest.approx(torch.cat(by_hand).mean().item(), rel=1e-6)
     assert bpd == flows.evaluate_bits_per_dim(flow, images, batch_size=4)
@@ -235,26 +236,52 @@ def test_factor_passes_the_factored_out_channels_straight_to_the_latent():
     torch.testing.assert_close(layer.inverse(z), x)
 
 
-def test_bits_per_dim_agrees_with_the_metrics_conversion():
+def test_dequantized_bits_per_dim_agrees_with_the_metrics_conversion():
     from gencourse import metrics
 
     log_p = torch.tensor([1500.0, 2100.0, -30.0])
     nll_discrete = -log_p + 784 * math.log(256)
-    assert bits_per_dim(log_p, 784).mean().item() == pytest.approx(metrics.bits_per_dim(nll_discrete, 784), rel=1e-6)
+    assert dequantized_bits_per_dim(log_p, 784).mean().item() == pytest.approx(
+        metrics.bits_per_dim(nll_discrete, 784), rel=1e-6
+    )
 
 
-def test_course_models_train_in_the_smoke_profile_then_load_from_the_cache(tmp_cache, monkeypatch):
-    monkeypatch.setenv("GENCOURSE_PROFILE", "smoke")
-    flow, history = flows.toy2d_flow("moons")
-    assert history.meta["steps"] == 30 and "loaded_from" not in history.meta
-    points = torch.randn(16, 2)
-    again, history_again = flows.toy2d_flow("moons")
-    assert "loaded_from" in history_again.meta
+def test_dequantized_bits_per_dim_accepts_everything_a_density_on_dequantized_data_can_give():
+    d = 784
+    # a density at its largest possible cell average (uniform on one pixel cell: P(k) = 1) is 0 bits/dim;
+    # one draw of u may land above the average, up to 64 log 2 nats above D log 256 (probability 2^-64)
+    at_bound = torch.tensor([d * math.log(256), d * math.log(256) + 60 * math.log(2)])
+    bpd = dequantized_bits_per_dim(at_bound, d)
+    torch.testing.assert_close(bpd, torch.tensor([0.0, -60 / d]))
+    # the training loss keeps its gradient
+    log_p = torch.tensor([3000.0], requires_grad=True)
+    dequantized_bits_per_dim(log_p, d).sum().backward()
+    torch.testing.assert_close(log_p.grad, torch.tensor([-1 / (d * math.log(2))]))
+
+
+def test_dequantized_bits_per_dim_refuses_an_nll_passed_as_the_log_density():
+    # a discrete NLL of 9 bits/dim (what gencourse.metrics.bits_per_dim takes), passed as a log-density
+    nll = torch.full((4,), 9.0 * 784 * math.log(2))
+    with pytest.raises(ValueError, match=r"negative log-likelihood passed as the log-density.*metrics\.bits_per_dim"):
+        dequantized_bits_per_dim(nll, 784)
+
+
+def test_dequantized_bits_per_dim_refuses_the_density_of_data_that_was_not_dequantized():
+    """A density fitted to the discrete values k / 255 themselves (a Gaussian of width e^-12 on one 16-pixel
+    image) instead of their cells: far above what any density spread over the cells reaches."""
+    image = torch.randint(0, 256, (1, 16)) / 255
+    flow = Flow([ActNorm(16)], shape=(16,)).eval()
     with torch.no_grad():
-        torch.testing.assert_close(again.log_prob(points), flow.log_prob(points))
-    assert bool(again.layers[0].initialized), "ActNorm's data-dependent init must be restored, not redone"
+        flow.layers[0].bias.copy_(-image[0])
+        flow.layers[0].log_scale.fill_(12.0)
+        log_p = flow.log_prob(image)
+    assert log_p.item() > 16 * math.log(256) + 64 * math.log(2)
+    with pytest.raises(ValueError, match="not dequantized"):
+        dequantized_bits_per_dim(log_p, 16)
 
-    image_flow, image_history = flows.mnist_flow()
-    assert image_flow.shape == (1, 28, 28) and image_history.meta["steps"] == 8
-    assert 0 < image_history.last("loss") < 9  # bits/dim: a few steps already beat 8 (uniform)
-    assert image_history.meta["epochs"] == pytest.approx(8 / (512 // 32))
+
+def test_dequantized_bits_per_dim_refuses_a_wrong_number_of_dimensions():
+    with pytest.raises(ValueError, match="num_dims smaller"):
+        dequantized_bits_per_dim(torch.full((2,), 3000.0), 1)  # an MNIST image's log-density with D = 1
+    with pytest.raises(ValueError, match="positive"):
+        dequantized_bits_per_dim(torch.zeros(2), 0)

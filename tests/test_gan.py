@@ -291,13 +291,39 @@ def test_a_nan_loss_stops_training_with_a_message():
         gan.train_gan(model, lambda: toy2d("ring8", 8), steps=3)
 
 
-def test_toy_gan_variants_fit_their_batches_and_unknown_ones_are_refused():
-    for variant in gan.TOY_VARIANTS.values():
-        assert variant.batch_size % variant.pack == 0, "a packed discriminator needs whole packs"
-    with pytest.raises(ValueError, match="variants .*largebatch"):
-        gan.toy_gan("ring8", "minibatch")
-    with pytest.raises(ValueError, match="datasets .*grid25"):
-        gan.toy_gan("spiral", "gan")
+def _trained_weights(lr_schedule, steps):
+    torch.manual_seed(0)
+    model = _toy_gan()
+    history = gan.train_gan(
+        model, lambda: toy2d("ring8", 32), steps=steps, lr=1e-2, lr_schedule=lr_schedule, callback=lambda *a: None
+    )
+    return torch.cat([p.detach().flatten() for p in model.parameters()]), history
+
+
+def test_a_named_lr_schedule_is_exactly_the_same_factor_as_the_callable():
+    steps = 6
+    by_name, history = _trained_weights("linear", steps)
+    by_factor, _ = _trained_weights(lambda step: 1 - step / steps, steps)
+    constant, _ = _trained_weights(None, steps)
+    assert torch.equal(by_name, by_factor)  # "linear" is 1 - step / steps, bit for bit
+    assert not torch.equal(by_name, constant)
+    assert history.meta["eval_seconds"] > 0  # the callback's time is counted apart from training
+    with pytest.raises(ValueError, match="give steps="):
+        gan.train_gan(_toy_gan(), [torch.randn(8, 2)], epochs=1, lr_schedule="linear")
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'linear to 0'"):
+        gan.train_gan(_toy_gan(), lambda: toy2d("ring8", 8), steps=2, lr_schedule="linear to 0")
+
+
+def test_network_options_are_keyword_only():
+    with pytest.raises(TypeError):
+        gan.MLPGenerator(2, 2, (16,), "relu")
+    with pytest.raises(TypeError):
+        gan.MLPDiscriminator(2, (16,), "relu")
+    with pytest.raises(TypeError):
+        gan.DCGenerator(8, 4, 10)
+    with pytest.raises(TypeError):
+        gan.DCDiscriminator(4, "none")
+    assert gan.DCDiscriminator(4, norm="none", num_codes=3).code_head.out_features == 3
 
 
 # ---- mode metrics ------------------------------------------------------------------------------

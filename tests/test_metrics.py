@@ -59,6 +59,40 @@ def test_bits_per_dim_converts_nats_per_example():
     assert metrics.bits_per_dim(torch.tensor([2.0, 4.0]) * math.log(2), 1) == pytest.approx(3.0)
 
 
+def test_bits_per_dim_accepts_every_discrete_nll_and_its_estimates():
+    assert metrics.bits_per_dim(0.0, 784) == 0.0  # a certain outcome costs nothing
+    # an estimate of -log P (IWAE) may dip below 0 by chance, by up to 64 bits with probability 2^-64
+    assert metrics.bits_per_dim(torch.tensor([-60 * math.log(2), 100.0]), 784) == pytest.approx(
+        (100 - 60 * math.log(2)) / 2 / (784 * math.log(2))
+    )
+
+
+def test_bits_per_dim_refuses_a_log_likelihood_in_place_of_its_negative():
+    log_likelihood = -torch.tensor([90.0, 110.0])  # binarized MNIST: log P(x) of about -100 nats
+    with pytest.raises(ValueError, match="log-likelihood passed where its negative is meant"):
+        metrics.bits_per_dim(log_likelihood, 784)
+
+
+def test_bits_per_dim_refuses_the_nll_of_a_dequantized_density_without_its_cells():
+    """-log p(x) of a flow's density on [0, 1)^784 at about 1 bit/dim is about -3800 nats: without the
+    D log 256 it would read as -7 bits/dim; gencourse.flows.dequantized_bits_per_dim is the function for it."""
+    log_density = torch.full((3,), 784 * (math.log(256) - math.log(2)))  # 1 bit/dim once dequantized
+    with pytest.raises(ValueError, match="dequantized_bits_per_dim"):
+        metrics.bits_per_dim(-log_density, 784)
+    from gencourse.flows import dequantized_bits_per_dim
+
+    assert dequantized_bits_per_dim(log_density, 784).mean().item() == pytest.approx(1.0)
+
+
+def test_bits_per_dim_of_a_continuous_density_may_be_negative_when_asked_for():
+    nll = torch.tensor([-1.5, -0.5])  # a narrow 2D density: log p(x) > 0 is legitimate
+    assert metrics.bits_per_dim(nll, 2, continuous=True) == pytest.approx(-0.5 / math.log(2))
+    assert metrics.bits_per_dim(nll, 2) == pytest.approx(-0.5 / math.log(2))  # within the estimate margin
+    with pytest.raises(ValueError, match="continuous=True"):
+        metrics.bits_per_dim(nll * 100, 2)
+    assert metrics.bits_per_dim(nll * 100, 2, continuous=True) == pytest.approx(-50 / math.log(2))
+
+
 # ---- Frechet distance / FID ----
 
 
@@ -239,3 +273,26 @@ def test_evaluate_samples_rejects_too_few_or_symmetric_images():
         metrics.evaluate_samples(torch.rand(2, 1, 28, 28))
     with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
         metrics.evaluate_samples(torch.rand(50, 1, 28, 28) * 2 - 1)
+
+
+def test_reference_features_survive_an_unwritable_cache(tmp_path, monkeypatch):
+    """The judge's reference features are only cached for speed: a cache path under a file must not lose them."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GENCOURSE_CACHE", str(blocker / "cache"))
+    monkeypatch.setattr(metrics, "_REFERENCE", None)
+    from gencourse.train import CacheWarning
+
+    with pytest.warns(CacheWarning, match="cannot cache the judge's reference features.*GENCOURSE_CACHE"):
+        features = metrics.reference_features()
+    assert features.shape == (10000, metrics.Judge.feature_dim) and torch.isfinite(features).all()
+
+
+def test_reference_features_are_cached_without_leftover_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENCOURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(metrics, "_REFERENCE", None)
+    first = metrics.reference_features()
+    (cached,) = tmp_path.iterdir()
+    assert cached.name.startswith("judge-features-mnist-test-") and cached.suffix == ".pt"
+    monkeypatch.setattr(metrics, "_REFERENCE", None)
+    assert torch.equal(metrics.reference_features(), first)

@@ -94,3 +94,35 @@ def test_ema_tracks_the_average_of_the_weights():
     assert 10.5 < target.weight.item() < 11.5
     with pytest.raises(ValueError, match="decay"):
         gnn.EMA(model, decay=1.0)
+
+
+def test_ema_attached_to_an_optimizer_averages_the_weights_after_each_of_its_steps():
+    """n optimizer steps make exactly n updates (the first step counted, the last counted once), and the
+    average is the hand-computed w_ema_k = d_k w_ema_{k-1} + (1 - d_k) w_k, d_k = min(decay, (1 + k) / (10 + k))."""
+    from gencourse.train import fit
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    snapshots = {1: None, 3: None}
+    ema = gnn.EMA(model, decay=0.3, snapshots=snapshots)
+    handle = ema.attach(optimizer, model)
+    after_step = []
+    optimizer.register_step_post_hook(lambda opt, args, kwargs: after_step.append(model.weight.detach().clone()))
+    data = [(torch.randn(8, 3), torch.randn(8, 1)) for _ in range(5)]
+    fit(model, lambda m, b: (m(b[0]) - b[1]).pow(2).mean(), data, steps=5, optimizer=optimizer)
+    assert ema.updates == 5 and len(after_step) == 5
+    expected, average = {}, initial["weight"]
+    for k, w in enumerate(after_step, 1):
+        d = min(0.3, (1 + k) / (10 + k))
+        average = d * average + (1 - d) * w
+        expected[k] = average
+    assert torch.allclose(ema.shadow["weight"], expected[5], atol=1e-7)
+    assert torch.allclose(snapshots[1]["weight"], expected[1], atol=1e-7)
+    assert torch.allclose(snapshots[3]["weight"], expected[3], atol=1e-7)
+    handle.remove()
+    optimizer.step()
+    assert ema.updates == 5  # detached: further steps leave the average alone
+    with pytest.raises(ValueError, match="snapshot steps"):
+        gnn.EMA(model, snapshots={0: None})

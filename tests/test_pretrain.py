@@ -1,26 +1,24 @@
 """Ahead-of-class pretraining: every registered course model trained once, then loaded from the cache."""
 
-import io
-
 import pytest
 import torch
 from torch import nn
 
-import gencourse.train
+import gencourse.recipes
 from gencourse import pretrain
 from gencourse.config import profile
-from gencourse.train import course_model, fit, load_or_train
+from gencourse.recipes import course_model
+from gencourse.train import fit, load_or_train
 
 
 @pytest.fixture
 def registry(monkeypatch, tmp_path):
-    """An empty model registry, an empty cache in tmp_path, the smoke profile, no family modules."""
-    monkeypatch.setattr(gencourse.train, "COURSE_MODELS", {})
-    monkeypatch.setattr(pretrain, "FAMILIES", ())
+    """An empty model registry, an empty cache in tmp_path, the smoke profile."""
+    monkeypatch.setattr(gencourse.recipes, "COURSE_MODELS", {})
     monkeypatch.setenv("GENCOURSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("GENCOURSE_PROFILE", "lecture")  # main(--profile smoke) must override it
     monkeypatch.delenv("GENCOURSE_RETRAIN", raising=False)
-    return gencourse.train.COURSE_MODELS
+    return gencourse.recipes.COURSE_MODELS
 
 
 def register_line(name="tiny_line"):
@@ -75,6 +73,24 @@ def test_only_runs_the_named_models_and_rejects_unknown_names(registry, capsys):
     assert "no course model named 'line_c'; registered: line_a, line_b" in capsys.readouterr().err
 
 
+def test_only_accepts_the_labels_that_list_prints(registry, capsys):
+    lines = {beta: register_line(f"curve_{beta}") for beta in (0.5, 4.0)}
+    for name in [n for n in registry if n.startswith("curve_")]:
+        del registry[name]  # only "curve" itself is a course model here
+
+    @course_model("curve", variants=[{"beta": 0.5}, {"beta": 4.0}])
+    def curve(beta=1.0):
+        return lines[beta]()
+
+    assert pretrain.main(["--list"]) == 0
+    labels = [line.split("  ")[0] for line in capsys.readouterr().out.splitlines()]
+    assert labels == ["curve(beta=0.5)", "curve(beta=4.0)"]
+    assert pretrain.main(["--profile", "smoke", "--only", "curve(beta=4.0)"]) == 0
+    assert list(rows(capsys.readouterr().out)) == ["curve(beta=4.0)", "total"]
+    assert pretrain.main(["--profile", "smoke", "--only", "curve"]) == 0  # a name: every variant
+    assert list(rows(capsys.readouterr().out)) == ["curve(beta=0.5)", "curve(beta=4.0)", "total"]
+
+
 def test_list_names_each_model_and_its_function(registry, capsys):
     register_line()
     assert pretrain.main(["--list"]) == 0
@@ -96,19 +112,3 @@ def test_a_failing_model_is_reported_and_the_others_still_train(registry, capsys
 def test_nothing_registered_is_an_error(registry, capsys):
     assert pretrain.main(["--profile", "smoke"]) == 1
     assert "no course models are registered" in capsys.readouterr().err
-
-
-def test_a_missing_family_module_is_reported_not_silently_skipped():
-    out = io.StringIO()
-    assert pretrain.import_families(("gencourse.config", "gencourse.no_such_family"), out=out) == ["gencourse.config"]
-    assert (
-        out.getvalue()
-        == "note: gencourse.no_such_family is not in this installation, so none of its models are pretrained\n"
-    )
-
-
-def test_an_import_error_inside_a_family_module_is_raised(tmp_path, monkeypatch):
-    (tmp_path / "family_with_a_bug.py").write_text("import a_dependency_that_does_not_exist\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ModuleNotFoundError, match="a_dependency_that_does_not_exist"):
-        pretrain.import_families(("family_with_a_bug",), out=io.StringIO())

@@ -1,3 +1,6 @@
+import dataclasses
+import os
+import threading
 import time
 import warnings
 
@@ -47,6 +50,24 @@ def test_fit_extra_values_clipping_and_callback():
     assert history["double"] == pytest.approx([2 * v for v in history["loss"]])
     assert len(history["grad_norm"]) == 25
     assert seen == [10, 20, 24]
+    assert 0 < history.meta["eval_seconds"] <= history.meta["train_seconds"]
+
+
+def test_final_callback_runs_once_when_the_last_step_is_a_callback_step():
+    seen = []
+    train.fit(
+        nn.Linear(3, 1), _mse, lambda: _regression(16), steps=21, every=10, callback=lambda s, m, h: seen.append(s)
+    )
+    assert seen == [10, 20]
+
+
+def test_callback_time_is_counted_as_evaluation():
+    def slow(step, model, history):
+        time.sleep(0.05)
+
+    history = train.fit(nn.Linear(3, 1), _mse, lambda: _regression(16), steps=10, every=5, callback=slow)
+    assert history.meta["eval_seconds"] >= 0.1  # steps 5 and 9
+    assert history.meta["train_seconds"] >= history.meta["eval_seconds"]
 
 
 def test_fit_stops_on_steps_seconds_and_needs_a_budget():
@@ -144,28 +165,147 @@ def test_train_must_return_a_history(tmp_cache):
         train.load_or_train("bad", _build, lambda m: None, {})
 
 
-def test_course_model_registry_refuses_duplicates():
-    @train.course_model("test-only-model")
-    def first():
-        return None
-
-    assert train.COURSE_MODELS["test-only-model"] is first
-    with pytest.raises(ValueError, match="already registered"):
-        train.course_model("test-only-model")(lambda: None)
-    del train.COURSE_MODELS["test-only-model"]
-
-
-def test_course_model_variants_expand_into_labelled_calls():
+@pytest.mark.parametrize("shape", ["constant", "linear", "cosine"])
+def test_lr_schedule_follows_its_factor(shape):
+    optimizer = torch.optim.SGD(nn.Linear(2, 1).parameters(), lr=0.5)
+    schedule = train.lr_schedule(optimizer, 50, shape, warmup=10)
     seen = []
+    for _ in range(50):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    expected = [0.5 * train.lr_factor(s, 50, shape, 10) for s in range(50)]
+    assert seen == pytest.approx(expected, rel=1e-12)
+    assert seen[0] == pytest.approx(0.5 / 10 * (1 if shape == "constant" else train.lr_factor(0, 50, shape)))
+    assert max(seen) <= 0.5 + 1e-12
 
-    @train.course_model("test-variants", variants=[{"beta": 0.5}, {"beta": 4.0}])
-    def beta_model(beta=1.0):
-        seen.append(beta)
-        return beta
 
-    try:
-        calls = train.course_model_calls({"test-variants": beta_model})
-        assert list(calls) == ["test-variants(beta=0.5)", "test-variants(beta=4.0)"]
-        assert [call() for call in calls.values()] == [0.5, 4.0] == seen
-    finally:
-        del train.COURSE_MODELS["test-variants"]
+def test_lr_factor_shapes():
+    assert [train.lr_factor(s, 4, "linear") for s in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    assert train.lr_factor(0, 100, "cosine") == 1.0 and train.lr_factor(50, 100, "cosine") == pytest.approx(0.5)
+    assert train.lr_factor(100, 100, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert train.lr_factor(4, 100, "constant", warmup=10) == pytest.approx(0.5)
+
+
+def test_lr_schedule_one_cycle_warms_up_then_decays_to_a_thousandth():
+    optimizer = torch.optim.Adam(nn.Linear(2, 1).parameters(), lr=1e-2)
+    schedule = train.lr_schedule(optimizer, 200, "one_cycle", warmup=0.05)
+    seen = []
+    for _ in range(200):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert seen[0] == pytest.approx(1e-3)  # lr / 10
+    assert max(seen) == pytest.approx(1e-2) and seen.index(max(seen)) == 9  # peak after 5% of the steps
+    assert seen[-1] == pytest.approx(1e-5, rel=1e-3)  # lr / 1000
+
+
+def test_lr_schedule_refuses_bad_arguments():
+    optimizer = torch.optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'cosin'"):
+        train.lr_schedule(optimizer, 10, "cosin")
+    with pytest.raises(ValueError, match="positive whole number"):
+        train.lr_schedule(optimizer, 0, "cosine")
+    with pytest.raises(ValueError, match="warmup must be >= 0"):
+        train.lr_schedule(optimizer, 10, "cosine", warmup=-1)
+    with pytest.raises(ValueError, match="one_cycle's warmup must be a fraction"):
+        train.lr_schedule(optimizer, 10, "one_cycle", warmup=0)
+
+
+def test_load_or_train_keys_the_cache_on_a_settings_dataclass(tmp_cache):
+    @dataclasses.dataclass(frozen=True)
+    class Tiny:
+        steps: int = 20
+
+    m1, _ = train.load_or_train("toy", _build, _train, Tiny(), profile="smoke")
+    _, h2 = train.load_or_train("toy", _build, _train, Tiny(), profile="smoke")
+    assert "loaded_from" in h2.meta
+    assert train.cache_path("toy", Tiny(), "smoke") == train.cache_path("toy", {"steps": 20}, "smoke")
+    assert train.cache_path("toy", Tiny(21), "smoke") != train.cache_path("toy", Tiny(), "smoke")
+    with pytest.raises(TypeError, match="dataclass instance or a dict"):
+        train.cache_path("toy", [("steps", 20)], "smoke")
+
+
+def test_a_rejected_cache_file_does_not_seed_the_retrained_model(tmp_cache):
+    """A strict load copies the matching tensors before it raises on an unexpected key: the retraining must
+    start from a freshly built model, not from the rejected file's weights."""
+    clean, _ = train.load_or_train("toy", _build, _train, {}, profile="smoke")
+    path = train.cache_path("toy", {}, "smoke")
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = {k: v + 0.01 for k, v in payload["state_dict"].items()}
+    payload["state_dict"]["extra.weight"] = torch.zeros(1)  # makes the strict load fail after copying
+    torch.save(payload, path)
+    with pytest.warns(train.CacheWarning, match="Unexpected"):
+        retrained, history = train.load_or_train("toy", _build, _train, {}, profile="smoke")
+    assert "loaded_from" not in history.meta
+    for a, b in zip(clean.state_dict().values(), retrained.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_an_unwritable_cache_keeps_the_trained_model(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("GENCOURSE_CACHE", str(blocker / "cache"))
+    calls = []
+
+    def counting(model):
+        calls.append(1)
+        return _train(model)
+
+    with pytest.warns(train.CacheWarning, match="cannot write the model cache.*GENCOURSE_CACHE"):
+        model, history = train.load_or_train("toy", _build, counting, {}, profile="smoke")
+    assert calls == [1] and history.meta["steps"] == 20 and not model.training
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores a read-only folder's permissions")
+def test_a_read_only_cache_folder_keeps_the_trained_model(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    folder.chmod(0o500)
+    monkeypatch.setenv("GENCOURSE_CACHE", str(folder))
+    with pytest.warns(train.CacheWarning, match="cannot write the model cache"):
+        _, history = train.load_or_train("toy", _build, _train, {}, profile="smoke")
+    assert history.meta["steps"] == 20
+
+
+def test_a_failing_save_keeps_the_trained_model(tmp_cache, monkeypatch):
+    def full_disk(payload, path):
+        raise RuntimeError("[enforce fail at inline_container.cc] No space left on device")
+
+    monkeypatch.setattr(train.torch, "save", full_disk)
+    with pytest.warns(train.CacheWarning, match="could not save toy"):
+        _, history = train.load_or_train("toy", _build, _train, {}, profile="smoke")
+    assert history.meta["steps"] == 20
+    assert not any(tmp_cache.iterdir())  # no temporary file left behind
+
+
+def test_a_cache_entry_that_is_a_folder_is_reported(tmp_cache):
+    path = train.cache_path("toy", {}, "smoke")
+    path.mkdir(parents=True)
+    with pytest.warns(train.CacheWarning, match="is a folder"):
+        _, history = train.load_or_train("toy", _build, _train, {}, profile="smoke")
+    assert history.meta["steps"] == 20
+
+
+def test_concurrent_saves_of_the_same_model_both_succeed(tmp_cache):
+    """Two processes training the same model: each save writes its own temporary file, so neither rename
+    can pull the other's file away."""
+    path = train.cache_path("toy", {}, "smoke")
+    path.parent.mkdir(parents=True)
+    errors = []
+
+    def save(i):
+        try:
+            for _ in range(20):
+                train.save_atomic({"i": i, "x": torch.randn(20000)}, path)
+        except Exception as exc:  # noqa: BLE001  (collected and asserted below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert torch.load(path, weights_only=True)["i"] in range(4)
+    assert [p.name for p in tmp_cache.iterdir()] == [path.name]

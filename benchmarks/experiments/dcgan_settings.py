@@ -1,4 +1,5 @@
-"""The MNIST DCGAN's settings compared at the lecture budget (the choice of lr 2e-3 in ``gan._mnist_gan``).
+"""The MNIST DCGAN's settings compared at the lecture budget (what chose the learning rate of
+``gencourse.recipes.gan.mnist_gan``).
 
     python -m benchmarks.experiments.dcgan_settings NAME STEPS G_CH D_CH LR [EMA_DECAY] [BATCH] [BETA1]
     (environment: GNORM=none for a generator without batch norm, DNORM=none for such a discriminator)
@@ -6,12 +7,9 @@
         python -m benchmarks.experiments.dcgan_settings lr$lr 2200 32 32 $lr; done
 
 Trains ``gan.GAN(DCGenerator(64, G_CH), DCDiscriminator(D_CH))`` with ``gan.train_gan`` (lr decayed
-linearly to 0, seed 0) and prints the judge's scores of 2000 samples six times, for the raw generator and
-an EMA of its weights, and at the end also with truncated latents (psi 0.8). Measured with STEPS 2200 and
-channels 32/32 (the last line's EMA scores, FID / confident): lr 2e-4 92 / 52%, 5e-4 59 / 61%, 1e-3 40 /
-67%, 2e-3 24 / 71%. The raw generator is within 2 points of its EMA; psi 0.8 never raised the confident
-share (at most +0.5 points, FID always worse). D_CH 64 at 2e-4: 89 / 57%, 648 s of training against 353 s.
-GNORM=none at 5e-4 collapsed (FID 486 at step 366, 973 at step 1098).
+linearly to 0, seed 0) and judges 2000 samples six times, for the raw generator and an EMA of its weights,
+and at the end also with truncated latents (psi 0.8). Prints each evaluation and records the run (label NAME)
+in ``benchmarks/experiments/results/dcgan_settings.json``; ``docs/results.md`` shows the recorded runs.
 """
 
 import copy
@@ -21,6 +19,7 @@ import time
 
 import torch
 
+from benchmarks.experiments import record
 from gencourse import gan
 from gencourse.data import from_symmetric, mnist
 from gencourse.metrics import evaluate_samples
@@ -38,7 +37,7 @@ def main(argv):
         model.generator.net = ConvDecoder(64, 1, gch, norm=os.environ["GNORM"], out_act="tanh")
     ema = EMA(model.generator, ema_decay)
     loader = mnist(train=True).loader(bs, scale="symmetric")
-    t_eval = 0.0
+    t_eval, evaluations = 0.0, []
 
     def score(g, psi=1.0):
         with torch.no_grad():
@@ -58,6 +57,7 @@ def main(argv):
             if step == steps - 1:
                 r["ema_psi0.8"] = score(g2, 0.8)
             t_eval += time.perf_counter() - t0
+            evaluations.append(r)
             print(name, r, flush=True)
 
     t0 = time.perf_counter()
@@ -72,7 +72,12 @@ def main(argv):
         every=1,
         desc=name,
     )
-    print(name, "train seconds", round(time.perf_counter() - t0 - t_eval, 1), flush=True)
+    train_s = round(time.perf_counter() - t0 - t_eval, 1)
+    print(name, "train seconds", train_s, flush=True)
+    final = evaluations[-1]["ema"]  # the scores docs/results.md shows: the EMA's at the last step
+    settings = dict(steps=steps, g_ch=gch, d_ch=dch, lr=lr, ema_decay=ema_decay, batch=bs, beta1=beta1)
+    norms = {k.lower(): os.environ[k] for k in ("GNORM", "DNORM") if os.environ.get(k)}
+    record("dcgan_settings", dict(label=name, **settings, **norms, **final, train_s=train_s, evaluations=evaluations))
 
 
 if __name__ == "__main__":

@@ -4,36 +4,35 @@
     GENCOURSE_CACHE=/tmp/ddpm python -m benchmarks.experiments.ddpm_budget steps STEPS
         # the lecture configuration trained for STEPS steps (cached under another name), 2000 samples
 
-Judge scores of 50-step DDIM (eta 1) samples unless said. Measured (lecture profile) with the configuration
-of the time (linear schedule, lr 2e-3; ``ddpm_settings.py`` led to the cosine schedule and, later, 8e-3):
-samplers, 1000 samples on one core: DDIM eta 1 with 20 / 50 / 100 steps 64.3 / 65.5 / 67.7% confident, FID 43.3 / 38.8 /
-37.8; 50 steps with eta 0.5: 63.0%, FID 48.3. ``steps 6000`` on both cores: 951 s of training, 73.8%
-confident, FID 22.2, 10 digits (the lecture model, 3000 steps: 66%, FID 37).
+Judges DDIM samples (50 steps, eta 1, unless the label says otherwise) of the lecture DDPM with a few step
+counts and eta, or of the lecture configuration trained for STEPS steps. Prints each judged sampler and
+records it in ``benchmarks/experiments/results/ddpm_budget.json`` (shown in ``docs/results.md``).
 """
 
 import sys
 
 import torch
 
-from benchmarks.experiments import judge_ddim
-from gencourse import diffusion as D
-from gencourse.config import profile
+from benchmarks.experiments import judge_ddim, record
+from gencourse.recipes import diffusion as R
 
 
 def samplers(n: int) -> None:
-    model, _ = D.mnist_ddpm()
+    model, _ = R.mnist_ddpm()
     for steps, eta in ((20, 1.0), (50, 1.0), (100, 1.0), (50, 0.5)):
         scores, seconds = judge_ddim(model, n, steps=steps, eta=eta)
         print(steps, eta, f"{seconds:.0f}s", scores, flush=True)
+        record("ddpm_budget", dict(label=f"DDIM {steps} steps, eta {eta:g}", n=n, sample_s=round(seconds), **scores))
 
 
 def longer(steps: int) -> None:
-    config = D._mnist_config(profile())
-    config["steps"] = steps
-    model, history = D.train_mnist_diffusion(f"ddpm_exp_{steps}", config)
+    model, history = R.train_mnist_diffusion(f"ddpm_exp_{steps}", R.ddpm_settings(steps=steps))
     print("threads", torch.get_num_threads(), "train s", round(history.meta["train_seconds"]), flush=True)
     scores, seconds = judge_ddim(model, 2000, batch=500)
     print(steps, "sample s", round(seconds), scores, flush=True)
+    train_s = round(history.meta["train_seconds"])
+    row = dict(label=f"trained {steps} steps", n=2000, train_s=train_s, threads=torch.get_num_threads(), **scores)
+    record("ddpm_budget", row)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Other networks for the 2D GAN on grid25 (remedies tried beside PacGAN4, see ``gan.toy_gan``).
+"""Other networks for the 2D GAN on grid25 (remedies tried beside PacGAN4, see ``gencourse.recipes.gan.toy_gan``).
 
     python -m benchmarks.experiments.grid25_networks DATASET VARIANT SEED [STEPS]
     VARIANT: gan, pack2, pack4, mbstd (a minibatch-standard-deviation feature before D's last layer, as in
@@ -6,9 +6,8 @@
 
 The course's 2D setup otherwise (3 x 256 networks, batches of 256, Adam 1e-3 with betas (0.5, 0.999)
 decayed linearly to 0 over 6000 steps), trained without the mode-tracking callback; prints the mean modes
-and high-quality share over 5 draws of 2500 samples. Measured on grid25, seeds 1 and 2: gan 25.0 / 90.0%
-and 25.0 / 90.0%; pack2 22.4 / 10.5% and 25.0 / 19.0%; mbstd 22.8 / 77.5% and 20.8 / 76.6%; lat8 18.8 /
-70.4% and 19.2 / 49.7%.
+and high-quality share over 5 draws of 2500 samples, and records them (label ``VARIANT, seed SEED``) in
+``benchmarks/experiments/results/grid25_networks.json`` (shown in ``docs/results.md``).
 """
 
 import sys
@@ -17,7 +16,7 @@ import time
 import torch
 from torch import nn
 
-from benchmarks.experiments import report_draws
+from benchmarks.experiments import record, report_draws
 from gencourse import data, seed_everything
 from gencourse import gan as G
 from gencourse.nn import MLP
@@ -54,7 +53,9 @@ def main(argv):
         model, lambda: data.toy2d(dataset, 256), steps=steps, lr=1e-3, lr_schedule=lambda s: 1 - s / steps, desc=variant
     )
     seconds = time.time() - t
-    report_draws(model, dataset, 100, variant=variant, seed=seed, secs=round(seconds))
+    row = report_draws(model, dataset, 100, variant=variant, seed=seed, secs=round(seconds))
+    label = f"{variant}, seed {seed}" + (f", {steps} steps" if steps != 6000 else "")
+    record("grid25_networks", {"label": label, "steps": steps, **row})
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Training changes for the plain 2D GAN on grid25, on exactly ``gan.toy_gan``'s training path (same
-seeding, the same mode-tracking callback, 5 draws seeded 0-4), so seed 0 reproduces the notebooks' model.
+"""Training changes for the plain 2D GAN on grid25, on exactly ``gencourse.recipes.gan.toy_gan``'s training
+path (same seeding, the same mode-tracking callback, 5 draws seeded 0-4), so seed 0 reproduces the notebooks'
+model.
 
     python -m benchmarks.experiments.grid25_training DATASET SEED VARIANT [STEPS]   (STEPS: 6000, the course's)
     VARIANT: SCHEDULE[-nc2][-bs512|-bs1024]; SCHEDULE is linear (the course's: lr decayed to 0 from the
@@ -7,17 +8,15 @@ seeding, the same mode-tracking callback, 5 draws seeded 0-4), so seed 0 reprodu
     bs1024 = batches of 1024 instead of 256
     e.g. for seed in 0 1 2; do python -m benchmarks.experiments.grid25_training grid25 $seed linear-bs1024; done
 
-Measured on grid25 (mean modes / high-quality share over the 5 draws): linear, seed 0: 17.0 / 79.8% (the
-notebooks' model); hold, seed 0: 20.8 / 87.2%; hold, seed 2: 22.8 / 90.1%; linear-nc2, seed 0: 21.6 /
-76.6%; hold-bs1024, seed 0: 16.0 / 96.0%; linear-bs1024, seeds 0, 1, 2: 25.0 / 96.2%, 25.0 / 93.5%,
-24.2 / 90.9% (about 5.5 min each); linear with 12000 steps (the computation of 6000 steps at batch 1024 on
-two cores), seeds 0, 1, 2: 18.4 / 91.7%, 21.0 / 96.2%, 25.0 / 97.0% (about 3.5 min each).
+Prints the mean modes and high-quality share over the 5 draws (and the trajectory during training) and
+records them (label ``VARIANT, seed SEED``) in ``benchmarks/experiments/results/grid25_training.json``
+(shown in ``docs/results.md``).
 """
 
 import sys
 import time
 
-from benchmarks.experiments import report_draws
+from benchmarks.experiments import record, report_draws
 from gencourse import gan as G
 from gencourse import seed_everything
 from gencourse.data import toy2d, toy2d_modes
@@ -52,12 +51,16 @@ def main(argv):
         betas=(0.5, 0.999),
         lr_schedule=schedule,
         n_critic=n_critic,
-        callback=G._timed(track),
+        callback=track,
         every=steps // 20,
         desc=variant,
     )
     trajectory = list(zip(h["modes"], [round(q, 2) for q in h["high_quality"]]))
-    report_draws(model, dataset, 0, seed=seed, variant=variant, secs=round(time.time() - t), trajectory=trajectory)
+    row = report_draws(
+        model, dataset, 0, seed=seed, variant=variant, secs=round(time.time() - t), trajectory=trajectory
+    )
+    label = f"{variant}, seed {seed}" + (f", {steps} steps" if steps != 6000 else "")
+    record("grid25_training", {"label": label, "steps": steps, **row})
 
 
 if __name__ == "__main__":

@@ -3,13 +3,11 @@ concatenated with z, ``DCGenerator(num_classes=10)``); the InfoGAN paper appends
 
     python -m benchmarks.experiments.infogan_code_input        # lecture profile, both cores
 
-Trains the one-hot variant on exactly ``gan.infogan_mnist``'s path (same configuration, seeds, judge
-tracking; cached as ``gan_infogan_onehot_mnist``) and scores it as ``benchmarks/gan.py`` scores the course's
-model (10,000 samples; codes: 1000 samples each). Measured: one-hot 68.7% confident, FID 27.6, codes -> 7
-different digits, purity 28.3% (Q still reads its code: final cross-entropy 0.057), 230 s of training; the
-course's embedding
-(``python -m benchmarks.gan --profile lecture --only mnist``): 86.4% confident, FID 14.9, codes -> 9
-different digits, purity 80.3%.
+Trains the one-hot variant on exactly ``gencourse.recipes.gan.infogan_mnist``'s path (same settings, seeds,
+judge tracking; cached as ``gan_infogan_onehot_mnist``) and scores it as ``benchmarks/gan.py`` scores the
+course's model (10,000 samples; codes: 1000 samples each; the course's own embedding is measured by
+``python -m benchmarks.gan --profile lecture --only mnist``). Prints the scores and records them in
+``benchmarks/experiments/results/infogan_code_input.json`` (shown in ``docs/results.md``).
 """
 
 import os
@@ -20,7 +18,8 @@ from torch import nn
 
 os.environ.setdefault("GENCOURSE_PROFILE", "lecture")
 
-from gencourse import data, gan, metrics, seed_everything  # noqa: E402
+from benchmarks.experiments import record  # noqa: E402
+from gencourse import data, gan, metrics, recipes, seed_everything  # noqa: E402
 
 
 class OneHotCodeGenerator(nn.Module):
@@ -37,20 +36,30 @@ class OneHotCodeGenerator(nn.Module):
 
 def main():
     course_generator = gan.DCGenerator
-    # _mnist_gan builds DCGenerator(latent_dim, ch, num_classes=10) for the InfoGAN; swap in the one-hot one
+    # mnist_gan builds gan.DCGenerator(latent_dim, ch, num_classes=10) for the InfoGAN; swap in the one-hot one
     gan.DCGenerator = lambda latent_dim, ch, num_classes=None: (
         OneHotCodeGenerator(latent_dim, ch, num_classes) if num_classes else course_generator(latent_dim, ch)
     )
     try:
-        model, history = gan._mnist_gan(
-            "gan_infogan_onehot_mnist", conditional=False, kind="nonsaturating", spectral_norm=False, codes=10
-        )
+        model, history = recipes.gan.mnist_gan("gan_infogan_onehot_mnist", recipes.gan.infogan_settings())
     finally:
         gan.DCGenerator = course_generator
     seed_everything(0)
     scores = metrics.evaluate_samples(data.from_symmetric(model.sample(10_000)))
     seed_everything(2)
     purity, digit = gan.code_purity(gan.code_digits(model, 1000))
+    train_s = history.meta["train_seconds"] - history.meta.get("eval_seconds", 0)
+    row = {
+        "label": "one-hot code",
+        "n": 10_000,
+        **{k: round(float(scores[k]), 3) for k in ("confident", "fid")},
+        "classes_present": int(scores["classes_present"]),
+        "code_digits": len(set(digit.tolist())),
+        "code_purity": round(purity.mean().item(), 3),
+        "train_s": round(train_s),
+        "q_cross_entropy": round(sum(history["info"][-100:]) / 100, 3),
+    }
+    record("infogan_code_input", row)
     print(
         f"one-hot code: {scores['confident']:.1%} confident, FID {scores['fid']:.1f}, "
         f"{scores['classes_present']}/10 digits; codes -> {len(set(digit.tolist()))} different digits, purity "
