@@ -8,7 +8,9 @@ sign, off by a constant...). A stub that still raises ``NotImplementedError`` ge
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import math
 
 import torch
@@ -73,6 +75,29 @@ def expect_close(
         f"{name} is not right yet: {why}. Expected e.g. {expected.flatten()[:3].tolist()}, "
         f"got {got.flatten()[:3].tolist()}." + (f" Hint: {hint}" if hint else "")
     )
+
+
+def use(check, student_fn, fallback):
+    """The function later cells should call: ``student_fn`` when ``check(student_fn)`` passes, else
+    ``fallback`` (the package's version), saying which, so that a right answer draws the pictures that
+    follow and a missing or wrong one never breaks them::
+
+        my_kl = exercises.use(exercises.check_gaussian_kl, gaussian_kl, fallback=vae.gaussian_kl)
+        # using your gaussian_kl  |  using gencourse.vae.gaussian_kl (your gaussian_kl did not pass: ...)
+    """
+    name = getattr(student_fn, "__name__", "function")
+    package = f"{getattr(fallback, '__module__', '')}.{getattr(fallback, '__qualname__', repr(fallback))}".lstrip(".")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the check's own "Correct!" was printed already
+            check(student_fn)
+    except Exception as exc:  # a wrong answer, or one that crashes: either way the package's version draws
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, ExerciseError):
+            reason = f"{type(exc).__name__}: {reason}"
+        print(f"using {package} (your {name} did not pass: {reason})")
+        return fallback
+    print(f"using your {name}")
+    return student_fn
 
 
 # ---- Notebook 01: Introduction to generative models ----

@@ -490,3 +490,34 @@ def _abar_in_mean(x_t, eps, t, s, z):
 def test_check_ddpm_step_rejects_typical_mistakes(wrong, message):
     with pytest.raises(ExerciseError, match=message):
         exercises.check_ddpm_step(wrong)
+
+
+def test_use_returns_the_students_function_when_its_check_passes(capsys):
+    from gencourse import vae
+
+    def gaussian_kl(mu, logvar):
+        return 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(dim=1)
+
+    chosen = exercises.use(exercises.check_gaussian_kl, gaussian_kl, fallback=vae.gaussian_kl)
+    assert chosen is gaussian_kl
+    assert capsys.readouterr().out == "using your gaussian_kl\n"
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ("raise NotImplementedError('your turn')", "is not written yet"),
+        ("return -0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(dim=1)", "the sign is flipped"),
+        ("return mu.sum(dim=1) + undefined_name", "NameError"),
+    ],
+)
+def test_use_falls_back_to_the_package_and_says_why(capsys, body, reason):
+    from gencourse import vae
+
+    namespace = {}
+    exec(f"def gaussian_kl(mu, logvar):\n    {body}\n", namespace)
+    chosen = exercises.use(exercises.check_gaussian_kl, namespace["gaussian_kl"], fallback=vae.gaussian_kl)
+    assert chosen is vae.gaussian_kl
+    out = capsys.readouterr().out
+    assert out.startswith("using gencourse.vae.gaussian_kl (your gaussian_kl did not pass: ") and reason in out
+    assert "Correct" not in out
