@@ -5,6 +5,7 @@ import dataclasses
 
 import pytest
 import torch
+from recipe_checks import assert_frozen_and_documented
 
 from gencourse import gan, recipes
 from gencourse.recipes import gan as R
@@ -32,13 +33,7 @@ def test_settings_build_in_every_profile_are_frozen_and_show_every_field(
 ):
     monkeypatch.setenv("GENCOURSE_PROFILE", profile)
     for settings in all_settings():
-        assert isinstance(settings, recipes.Settings)
-        with pytest.raises(dataclasses.FrozenInstanceError):
-            settings.steps = 1
-        table, text = settings.table(), str(settings)
-        for field in dataclasses.fields(settings):
-            assert f"| `{field.name}` |" in table and field.metadata["doc"] in table
-            assert field.name in text
+        assert_frozen_and_documented(settings)
         assert settings.lr_schedule == "linear"
         if isinstance(settings, R.ToyGANSettings):
             assert (settings.steps, settings.lr, settings.seed) == (toy_steps, 1e-3, 0)
