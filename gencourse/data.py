@@ -8,6 +8,7 @@ item is what dominates CPU training time otherwise.
 from __future__ import annotations
 
 import math
+import operator
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from gencourse.checks import check_count, check_values, range_fix, value_range
 from gencourse.config import REPO_ROOT, data_dir
 
 # ---------------------------------------------------------------------------------------------
@@ -60,9 +62,10 @@ def toy2d(name: str, n: int, seed: int | None = None) -> torch.Tensor:
     """
     if name not in TOY2D:
         raise ValueError(f"unknown toy2d distribution {name!r}; choose one of: {', '.join(TOY2D)}")
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    n = check_count(n)
+    if seed is not None and (isinstance(seed, bool) or not hasattr(seed, "__index__")):
+        raise TypeError(f"seed must be an int or None, got {seed!r} ({type(seed).__name__})")
+    g = torch.Generator().manual_seed(operator.index(seed)) if seed is not None else None
 
     def randn(*shape):
         return torch.randn(*shape, generator=g)
@@ -169,6 +172,7 @@ class ImageData(Dataset):
         ``symmetric`` ([-1, 1] float) or ``uint8`` (the raw pixel values)."""
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
+        n = None if n is None else check_count(n)  # a negative n would silently drop the last images
         x, y = self.images[:n], self.labels[:n]
         if scale == "uint8":
             return x, y
@@ -378,7 +382,10 @@ def from_symmetric(x: torch.Tensor) -> torch.Tensor:
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Dynamic binarization: each pixel ~ Bernoulli(intensity), drawn anew every call (Burda et al.)."""
+    """Dynamic binarization: each pixel ~ Bernoulli(intensity), drawn anew every call (Burda et al.).
+    ``x``: intensities in [0, 1] (float) or uint8 pixels; other values are refused (x > 1 would always give 1)."""
+    if not (isinstance(x, torch.Tensor) and x.dtype == torch.uint8):
+        check_values(x, "x", 0, 1)
     x = to_unit(x)
     return (torch.rand(x.shape, generator=generator, device=x.device) < x).float()
 
@@ -396,7 +403,16 @@ def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
 
 def logit_transform(x: torch.Tensor, alpha: float = 0.05):
     """y = logit(alpha + (1 - 2 alpha) x) for x in [0, 1]; returns ``(y, log_det)`` with
-    log_det = sum over pixels of log|dy/dx| per example, so that log p(x) = log p(y) + log_det."""
+    log_det = sum over pixels of log|dy/dx| per example, so that log p(x) = log p(y) + log_det.
+
+    ``x`` outside the transform's domain (just wider than [0, 1]: 0 < alpha + (1 - 2 alpha) x < 1), such as
+    pixels in [0, 255] or images in [-1, 1], is refused: its logit would be NaN or infinite."""
+    lo, hi = value_range(x, "x")
+    if not (alpha + (1 - 2 * alpha) * lo > 0 and alpha + (1 - 2 * alpha) * hi < 1):
+        raise ValueError(
+            f"x must lie in [0, 1] (the logit transform, the first layer of an image flow, is defined only there), "
+            f"got values in [{lo:.4g}, {hi:.4g}]{range_fix(lo, hi, 0, 1)}; uint8 pixels: gencourse.data.dequantize"
+        )
     s = alpha + (1 - 2 * alpha) * x
     y = torch.log(s) - torch.log1p(-s)
     log_det = (math.log(1 - 2 * alpha) - torch.log(s) - torch.log1p(-s)).flatten(1).sum(1)

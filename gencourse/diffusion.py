@@ -20,6 +20,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from gencourse.checks import check_count, check_values
+
 SCHEDULES = ("linear", "cosine")
 
 
@@ -78,6 +80,28 @@ def _per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def _device(net: nn.Module, device: torch.device | None) -> torch.device:
     """Where to sample: ``device`` if given, else where the network's weights live (CPU if it has none)."""
     return device or next((p.device for p in net.parameters()), torch.device("cpu"))
+
+
+def _check_data(model: nn.Module, x: torch.Tensor, name: str, bound: float | None = None) -> None:
+    """A training batch of ``model`` (a :class:`Diffusion` or :class:`FlowMatching`): ``[B, *model.shape]``
+    in the dtype of its weights, finite, and within [-bound, bound] if given; one min/max pass."""
+    dtype = next((p.dtype for p in model.parameters()), None)
+    check_values(x, name, *((-bound, bound) if bound is not None else ()), dtype=dtype)
+    if tuple(x.shape[1:]) != model.shape:
+        raise ValueError(f"{name} must have shape [B, {', '.join(map(str, model.shape))}], got {tuple(x.shape)}")
+
+
+def _check_sampling(model: nn.Module, n, y: torch.Tensor | None) -> int:
+    """``n`` as an int, and labels ``y`` only for a class-conditional model, one per sample (the network
+    checks their values)."""
+    n = check_count(n)
+    if y is not None:
+        if not model.num_classes:
+            raise ValueError("this model is unconditional (its network has no num_classes): sample without y")
+        if not isinstance(y, torch.Tensor) or y.shape != (n,):
+            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"y must be an integer tensor [{n}] of class labels, one per sample, got {shape}")
+    return n
 
 
 def _check_steps(t: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
@@ -273,6 +297,8 @@ def ddim_step(
 
 def ddim_timesteps(T: int, steps: int) -> list[int]:
     """``steps`` evenly spaced steps from T-1 down to 0 (the DDIM sub-sequence tau)."""
+    if isinstance(steps, bool) or not hasattr(steps, "__index__"):
+        raise TypeError(f"steps must be a whole number (an int) in [1, T={T}], got {steps!r}")
     if not 1 <= steps <= T:
         raise ValueError(f"steps must be in [1, T={T}], got {steps}")
     return torch.linspace(T - 1, 0, steps).round().long().unique_consecutive().tolist()
@@ -474,6 +500,9 @@ class Diffusion(nn.Module):
         return getattr(self.net, "num_classes", None)
 
     def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """:func:`ddpm_loss` of a batch ``x0`` ``[B, *shape]`` (finite; within [-clip, clip] when ``clip``
+        is set, since the sampler can only produce such data; refused with an error otherwise)."""
+        _check_data(self, x0, "x0", self.clip)
         y = y if self.num_classes else None
         return ddpm_loss(self.net, x0, self.schedule, y=y, p_uncond=self.p_uncond, min_snr=self.min_snr)
 
@@ -488,6 +517,7 @@ class Diffusion(nn.Module):
         autoguidance: float = 1.0,
         **kwargs,
     ) -> torch.Tensor:
+        n = _check_sampling(self, n, y)
         if autoguidance != 1 and self.weak is None:
             raise ValueError(
                 f"autoguidance={autoguidance} needs a weak model to guide away from, and this one has none: "
@@ -523,6 +553,7 @@ class FlowMatching(nn.Module):
         return getattr(self.net, "num_classes", None)
 
     def loss(self, x1: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        _check_data(self, x1, "x1")
         return flow_matching_loss(self.net, x1, y if self.num_classes else None, p_uncond=self.p_uncond)
 
     def sample(
@@ -535,6 +566,7 @@ class FlowMatching(nn.Module):
         guidance: float = 1.0,
         **kwargs,
     ) -> torch.Tensor:
+        n = _check_sampling(self, n, y)
         return flow_sample(self.net, (n, *self.shape), steps, method=method, y=y, guidance=guidance, **kwargs)
 
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gencourse.checks import check_count, check_float, check_values
 from gencourse.data import dequantize, inverse_logit_transform, logit_transform
 from gencourse.nn import MLP
 
@@ -254,6 +255,14 @@ class Flow(nn.Module):
         return out
 
     def log_prob(self, x) -> torch.Tensor:
+        """log p(x) ``[B]`` in nats. ``x`` must be a non-empty float batch of the flow's ``shape`` and dtype
+        with finite values; an image flow's first layer (:class:`LogitTransform`) also checks that x lies
+        in [0, 1], in the same single pass over the values."""
+        dtype = next((p.dtype for p in self.parameters()), None)
+        if self.layers and isinstance(self.layers[0], LogitTransform):
+            check_float(x, "x", dtype)
+        else:
+            check_values(x, "x", dtype=dtype)
         if tuple(x.shape[1:]) != self.shape:
             raise ValueError(
                 f"this flow models inputs of shape [B, {', '.join(map(str, self.shape))}], got {tuple(x.shape)}"
@@ -263,6 +272,9 @@ class Flow(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0) -> torch.Tensor:
+        n = check_count(n)
+        if not 0 <= temperature < math.inf:
+            raise ValueError(f"temperature must be a finite number >= 0 (1 samples the model), got {temperature}")
         param = next(self.parameters())
         z = temperature * torch.randn(n, *self.shape, device=param.device, dtype=param.dtype)
         return self.inverse(z)
@@ -331,7 +343,7 @@ def coupling_flow_2d(num_layers: int = 8, hidden: int = 64) -> Flow:
     """RealNVP for 2D points: ``num_layers`` x (ActNorm, AffineCoupling), the mask alternating
     between [1, 0] and [0, 1] so each coordinate is transformed in turn (the permutation)."""
     layers: list[nn.Module] = []
-    for i in range(num_layers):
+    for i in range(check_count(num_layers, "num_layers")):
         mask = torch.tensor([1.0, 0.0]) if i % 2 == 0 else torch.tensor([0.0, 1.0])
         layers += [ActNorm(2), AffineCoupling(mask, _zero_last(MLP(2, 4, (hidden, hidden))))]
     return Flow(layers, shape=(2,))
@@ -401,6 +413,13 @@ def multiscale_flow(
     pixel, so training starts from the best diagonal Gaussian rather than from N(0, I).
     """
     c, h, w = shape
+    if not len(steps) == len(hidden) == len(blocks) >= 1:
+        raise ValueError(f"steps, hidden and blocks need one entry per level each, got {steps}, {hidden}, {blocks}")
+    if h % 2 ** len(steps) or w % 2 ** len(steps):
+        raise ValueError(
+            f"shape {tuple(shape)}: each of the {len(steps)} levels halves the height and width, so they must be "
+            f"multiples of {2 ** len(steps)}"
+        )
 
     def level(i: int, channels: int, height: int, width: int) -> list[nn.Module]:
         layers = [Squeeze(), *_flow_steps(4 * channels, steps[i], hidden=hidden[i], blocks=blocks[i])]
@@ -417,6 +436,9 @@ def multiscale_flow(
 def fit_gaussian(x: torch.Tensor) -> torch.distributions.MultivariateNormal:
     """The best single Gaussian for ``x`` ``[N, D]`` (maximum likelihood: the sample mean and
     covariance), the baseline a flow has to beat."""
+    check_values(x, "x")
+    if x.dim() != 2 or len(x) <= x.shape[1]:
+        raise ValueError(f"x must be [N, D] with N > D points (else the covariance is singular), got {tuple(x.shape)}")
     mean = x.mean(0)
     centred = x - mean
     return torch.distributions.MultivariateNormal(mean, centred.T @ centred / len(x))
@@ -444,6 +466,8 @@ def evaluate_bits_per_dim(model: Flow, images: torch.Tensor, *, batch_size: int 
     seeded, so the number is reproducible)."""
     if images.dtype != torch.uint8:
         raise ValueError("evaluate_bits_per_dim expects raw uint8 images (ImageData.tensors(scale='uint8'))")
+    if not len(images):
+        raise ValueError("images is empty: pass at least one image [N >= 1, C, H, W]")
     model.eval()
     dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)

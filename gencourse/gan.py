@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gencourse.checks import check_count, check_labels, check_values
 from gencourse.data import from_symmetric
 from gencourse.metrics import CONFIDENT, judge
 from gencourse.nn import MLP, ConvDecoder, ConvEncoder
@@ -29,6 +30,7 @@ from gencourse.train import History, check_finite, finish, run_callback, to_devi
 from gencourse.train import lr_schedule as shaped_lr_schedule
 
 KINDS = ("minimax", "nonsaturating", "wgan", "hinge")
+MAX_LOSS = 1e6  # a loss beyond this has diverged, though finite (see DivergedLossError)
 
 # ---------------------------------------------------------------------------------------------
 # Networks
@@ -147,7 +149,10 @@ class MLPDiscriminator(nn.Module):
 class DCGenerator(nn.Module):
     """DCGAN-style generator (Radford et al. 2016): ``[B, latent_dim] -> [B, 1, 28, 28]`` in [-1, 1]:
     a linear layer to 7x7 feature maps, two stride-2 transposed convolutions with batch norm, tanh.
-    Class-conditional when ``num_classes`` is given."""
+    Class-conditional when ``num_classes`` is given. ``out_range``: where its samples lie (tanh), and so
+    where :func:`train_gan` expects the real data."""
+
+    out_range = (-1.0, 1.0)
 
     def __init__(self, latent_dim: int = 64, ch: int = 16, *, num_classes: int | None = None, embed_dim: int = 16):
         super().__init__()
@@ -241,7 +246,19 @@ class GAN(nn.Module):
     ):
         """``n`` samples G(z), z ~ N(0, I) (or the given ``z``). A conditional model takes ``labels``
         ``[n]``, by default 0, 1, ..., K-1, 0, 1, ... ; an InfoGAN takes its categorical ``code`` ``[n]``
-        (default: drawn at random, as in training). Generated in eval mode."""
+        (default: drawn at random, as in training). Generated in eval mode. Give ``n`` or ``z`` (or both,
+        if they agree)."""
+        if z is None:
+            if n is None:
+                raise TypeError("sample() needs n, the number of samples (or the latent codes z [n, latent_dim])")
+            n = check_count(n)
+        else:
+            check_values(z, "z")
+            if z.dim() != 2 or z.shape[1] != self.latent_dim or (n is not None and len(z) != n):
+                rows = "n" if n is None else n
+                raise ValueError(
+                    f"z must be [{rows}, {self.latent_dim}] (latent_dim={self.latent_dim}), got {tuple(z.shape)}"
+                )
         z = self.sample_latent(n) if z is None else z.to(next(self.generator.parameters()).device)
         if code is not None and not self.codes:
             raise ValueError("this GAN has no categorical code: build it with codes=K (InfoGAN) to pass code")
@@ -253,6 +270,10 @@ class GAN(nn.Module):
                 raise ValueError(f"code must be {len(z)} integers in [0, {self.codes}), got {labels}")
         elif self.num_classes and labels is None:
             labels = torch.arange(len(z), device=z.device) % self.num_classes
+        elif labels is not None:
+            if not self.num_classes:
+                raise ValueError("this GAN is unconditional: build it with num_classes=... to pass labels")
+            check_labels(labels, self.num_classes, len(z))
         training = self.generator.training
         self.generator.eval()
         x = self.generator(z, None if labels is None else labels.to(z.device))
@@ -365,6 +386,45 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
+class DivergedLossError(FloatingPointError):
+    """A GAN loss stayed finite but its size passed ``MAX_LOSS``: the training diverged. The message names
+    the likely causes. (A NaN or infinite loss is :class:`gencourse.train.NonFiniteLossError`.)"""
+
+
+def _check_bounded(history: History, step: int, keys: tuple[str, ...], lr: float) -> None:
+    """Raise :class:`DivergedLossError` if the last logged value of a loss in ``keys`` exceeds ``MAX_LOSS``
+    in size (the values are already floats: this costs nothing). Sound for every kind: the minimax and
+    non-saturating losses are means of softplus(+-logit) <= |logit| + log 2, so they pass 1e6 only with
+    logits beyond 1e6, where sigmoid(logit) is exactly 0 or 1 in float32 long before (|logit| > 17); the
+    wgan and hinge losses are critic values, which a Lipschitz critic (gradient penalty, spectral norm)
+    keeps within a few times the data's diameter."""
+    for key in keys:
+        value = history.records[key][-1][1]
+        if abs(value) > MAX_LOSS:
+            what = "discriminator loss" if key == "d_loss" else "generator loss"
+            raise DivergedLossError(
+                f"the {what} reached {value:.3g} at step {step}: still finite, but beyond {MAX_LOSS:g}, where "
+                "the discriminator's scores have blown up; the training diverged. Likely causes:\n"
+                f"  - the learning rate is too high (lr={lr:g}): try 2e-4 (DCGAN's) or 3-10x lower;\n"
+                "  - real data far outside the range of the generator's samples, or huge values in it;\n"
+                "  - with kind='wgan' or 'hinge', a critic without a Lipschitz constraint: pass gp_weight=10, "
+                "or build the discriminator with spectral_norm=True."
+            )
+
+
+def _check_first_batch(gan: GAN, real: torch.Tensor, labels: torch.Tensor | None) -> None:
+    """The real data against the model, once, on the first batch (one min/max pass): finite values within
+    the generator's range if it is bounded (``out_range``, a tanh), and the labels of a conditional GAN."""
+    bounds = getattr(gan.generator, "out_range", None)
+    try:
+        check_values(real, "the real data", *(bounds or ()), dtype=next(gan.generator.parameters()).dtype)
+    except ValueError as exc:
+        where = f" (the generator's samples lie in [{bounds[0]:g}, {bounds[1]:g}])" if bounds else ""
+        raise ValueError(f"{exc}{where}; checked on the first batch") from None
+    if labels is not None:
+        check_labels(labels, gan.num_classes, len(real), "the labels of the real data")
+
+
 def _real_and_labels(batch, conditional: bool):
     if isinstance(batch, (tuple, list)):
         x, y = batch
@@ -414,9 +474,12 @@ def train_gan(
     (e.g. ``lambda step: 1 - step / steps``, the same). Logged per step: ``d_loss``,
     ``real_logit`` and ``fake_logit`` (mean scores), ``gp``, ``info``; per generator step: ``g_loss``.
     ``callback(step, gan, history)`` runs every ``every`` steps and after the last one, in eval mode
-    (e.g. a :class:`Snapshots`). A NaN or infinite loss stops training with a message.
+    (e.g. a :class:`Snapshots`). A NaN or infinite loss stops training with a message, and so does a loss
+    whose size passes ``MAX_LOSS`` = 1e6 (:class:`DivergedLossError`); the first batch is checked against
+    the model (shape, the generator's range, NaN, labels).
     """
     _check_kind(kind)
+    n_critic = check_count(n_critic, "n_critic")
     if info_weight is not None and not gan.codes:
         raise ValueError("info_weight is for an InfoGAN (a GAN built with codes=K); this GAN has no code")
     info_weight = 1.0 if info_weight is None else info_weight
@@ -434,9 +497,16 @@ def train_gan(
         update_g = step % n_critic == 0
         # One G forward serves both players: detached for D's update, attached for G's.
         # An InfoGAN's generator takes its categorical code where a conditional one takes the label.
+        if step == 0:
+            _check_first_batch(gan, real, labels)
         code = gan.sample_code(len(real)) if gan.codes else None
         with torch.set_grad_enabled(update_g):
             fake = G(gan.sample_latent(len(real)), labels if code is None else code)
+        if step == 0 and real.shape[1:] != fake.shape[1:]:
+            raise ValueError(
+                f"real batches have shape {tuple(real.shape)} but the generator makes {tuple(fake.shape)}: "
+                "reshape the data (MNIST for the DC networks: [B, 1, 28, 28])"
+            )
         real_logits, fake_logits = D(real, labels), D(fake.detach(), labels)
         loss_d = discriminator_loss(real_logits, fake_logits, kind)
         logged = {"real_logit": real_logits.mean(), "fake_logit": fake_logits.mean()}
@@ -464,6 +534,7 @@ def train_gan(
         for schedule in schedules:
             schedule.step()
         history.log(offset + step, d_loss=loss_d, **logged)
+        _check_bounded(history, offset + step, ("d_loss", "g_loss") if update_g else ("d_loss",), lr)
         if step % 10 == 0:
             bar.set_postfix(d_loss=f"{loss_d.item():.3g}", g_loss=f"{history['g_loss'][-1]:.3g}")
         if callback is not None and step % every == 0 and step > 0:

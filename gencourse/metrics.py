@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gencourse.checks import NAN_CAUSES, check_values
 from gencourse.data import Modes
 
 JUDGE_PATH = Path(__file__).resolve().parent / "weights" / "judge.pt"
@@ -77,12 +78,16 @@ def bits_per_dim(nll_nats, num_dims: int, *, continuous: bool = False) -> float:
     log-likelihood was passed where its negative is meant, or -log p(x) of a density on dequantized data
     without the D log 256 (below 8 bits/dim that density exceeds 1, so -log p(x) < 0). ``continuous=True``
     is for the NLL of a density on continuous data (e.g. 2D points), which may be negative: nothing is
-    refused then.
+    refused then. An NLL of +inf (probability 0) gives inf bits; NaN or an empty ``nll_nats`` is refused.
     """
     if num_dims < 1:
         raise ValueError(f"num_dims must be a positive integer, got {num_dims}")
     nll = torch.as_tensor(nll_nats, dtype=torch.float64)
-    if not continuous and nll.numel() and nll.min() < -64 * math.log(2):
+    if not nll.numel():
+        raise ValueError("nll_nats is empty: pass the NLL of at least one example")
+    if nll.isnan().any():
+        raise ValueError(f"nll_nats holds NaN values. Likely causes: the model's weights became NaN, or {NAN_CAUSES}")
+    if not continuous and nll.min() < -64 * math.log(2):
         raise ValueError(
             f"bits_per_dim got a negative log-likelihood of {nll.min().item():.4g} nats, impossible for discrete "
             "data (a probability is at most 1). Likely: a log-likelihood passed where its negative is meant "
@@ -101,9 +106,13 @@ def bits_per_dim(nll_nats, num_dims: int, *, continuous: bool = False) -> float:
 
 def _float64(x, name: str) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().cpu().double()
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
+    _check_finite(x, name)
     return x
+
+
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} holds NaN or infinite values. Likely causes: {NAN_CAUSES}")
 
 
 def _sqrtm_psd(s: torch.Tensor) -> torch.Tensor:
@@ -162,6 +171,8 @@ def inception_score(probs) -> float:
     over all classes): high when each sample is clearly one thing *and* the samples cover all classes.
     """
     p = _float64(probs, "probs")
+    if p.dim() == 2 and not len(p):
+        raise ValueError("probs is empty: the score needs at least one prediction [N >= 1, classes]")
     if p.dim() != 2 or (p < 0).any() or not torch.allclose(p.sum(1), torch.ones((), dtype=p.dtype), atol=1e-3):
         raise ValueError("probs must be [N, classes] with non-negative rows summing to 1 (use softmax(logits, 1))")
     marginal = p.mean(0, keepdim=True).expand_as(p)
@@ -202,6 +213,8 @@ def precision_recall(real_features, fake_features, k: int = 3, chunk: int = 1000
         raise ValueError(
             f"features must be [N, D] and [M, D] with the same D, got {tuple(real.shape)} and {tuple(fake.shape)}"
         )
+    _check_finite(real, "real_features")
+    _check_finite(fake, "fake_features")
     if not 1 <= k < min(len(real), len(fake)):
         raise ValueError(f"k={k} needs more than k samples in each set (got {len(real)} real, {len(fake)} fake)")
     real_radii = _kth_neighbour_radii(real, k, chunk)
@@ -231,8 +244,7 @@ def check_mnist_images(x, name: str = "images") -> torch.Tensor:
     if len(x) == 0:
         raise ValueError(f"{name} is empty")
     x = x.detach().float().cpu()
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} hold NaN or infinite values")
+    _check_finite(x, name)
     lo, hi = x.min().item(), x.max().item()
     tol = 1e-3
     if lo >= -1 - tol and hi <= 1 + tol and lo < -tol:
@@ -509,8 +521,10 @@ def mode_metrics(samples: torch.Tensor, modes: Modes, n_std: float = 3.0, min_co
     (high-quality samples per mode) and ``kl_uniform``: KL(mode histogram of the high-quality samples
     || uniform), 0 when every mode gets the same share (it reveals half-collapsed modes that still count
     as covered). Real data scores ~98.9% high quality (a 2D Gaussian has 1 - exp(-9/2) of its mass within
-    3 std).
+    3 std). ``kl_uniform`` is NaN when no sample is high quality (there is no histogram to compare).
+    Empty samples, or samples with NaN (a diverged generator), are refused with an error.
     """
+    check_values(samples, "samples")
     if samples.dim() != 2 or samples.shape[1] != 2:
         raise ValueError(f"samples must be [N, 2], got {tuple(samples.shape)}")
     dist, nearest = torch.cdist(samples.float().cpu(), modes.centres.float()).min(dim=1)

@@ -56,7 +56,8 @@ def check_finite(loss: torch.Tensor, step: int, what: str = "loss", lr: float | 
         f"  - the learning rate is too high{lr_hint}: try it 3-10x lower;\n"
         "  - exploding gradients: pass clip_grad=1.0 to clip the gradient norm;\n"
         "  - a log or division of zero in the loss: use log_softmax / logsigmoid / an epsilon;\n"
-        "  - inputs outside the range the model expects (e.g. [0, 255] where [0, 1] is meant)."
+        "  - inputs outside the range the model expects (e.g. [0, 255] where [0, 1] is meant), or NaN inputs\n"
+        "    (a NaN in the data, a 0 / 0 in preprocessing): torch.isnan(batch).any() finds them."
     )
 
 
@@ -137,6 +138,9 @@ def training_steps(
     """
     if epochs is None and steps is None and seconds is None:
         raise ValueError("say how long to train: give epochs=, steps= or seconds=")
+    for name, value in (("epochs", epochs), ("steps", steps), ("seconds", seconds)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be > 0 (how long to train), got {value!r}")
     if callable(data) and epochs is not None:
         raise ValueError("data is a sampling function, which has no epochs: give steps= or seconds= instead")
     per_epoch = None if callable(data) else len(data) if hasattr(data, "__len__") else None

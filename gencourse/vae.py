@@ -5,7 +5,9 @@ in :mod:`gencourse.recipes.vae`; what their latent codes are good for, in :mod:`
 Data ranges: every image model here takes ``x`` in [0, 1], shape ``[B, 1, 28, 28]``. The Bernoulli
 decoder is meant for binary pixels (the MNIST models train on dynamically binarized MNIST, x in {0, 1},
 and their likelihoods are only likelihoods for binary x); grey levels in [0, 1] still encode fine
-(they are the mean of the binarized image). The Gaussian decoder models real-valued x.
+(they are the mean of the binarized image). The Gaussian decoder models real-valued x. Inputs outside
+these ranges (pixels in [0, 255], images in [-1, 1], NaN), of another dtype or shape, are refused with an
+error that says what was expected: for a Bernoulli decoder they would give a number that is no likelihood.
 
     q(z|x) = N(mu(x), diag(exp(logvar(x))))        p(z) = N(0, I)        p(x|z) = Bernoulli or Gaussian
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x)
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gencourse.checks import check_count, check_labels, check_values
 from gencourse.data import binarize, mnist
 from gencourse.nn import MLP, ConvDecoder, ConvEncoder
 
@@ -99,8 +102,8 @@ class Autoencoder(nn.Module):
         self.decoder = Conditional(MLP(code_dim, dim, tuple(reversed(hidden)), act), out_shape=self.x_shape)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The code ``[B, code_dim]`` of ``x`` ``[B, *x_shape]``."""
-        _check_x(x, self.x_shape)
+        """The code ``[B, code_dim]`` of ``x`` ``[B, *x_shape]`` in [0, 1]."""
+        _check_x(self, x)
         return self.encoder(x)
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
@@ -115,10 +118,15 @@ class Autoencoder(nn.Module):
         return -bernoulli_log_prob(x, self.decoder(self.encode(x)))
 
 
-def _check_x(x: torch.Tensor, x_shape: tuple[int, ...]) -> None:
-    if tuple(x.shape[1:]) != x_shape:
+def _check_x(model: Autoencoder | VAE, x: torch.Tensor) -> None:
+    """The entry check of every method that takes images: the dtype of the weights, the shape, and the
+    range, in one min/max pass: [0, 1] for a Bernoulli decoder (outside it log p(x|z) is no likelihood at
+    all), finite for a Gaussian one."""
+    bernoulli = getattr(model, "likelihood", "bernoulli") == "bernoulli"
+    check_values(x, "x", *((0, 1) if bernoulli else ()), dtype=next(model.parameters()).dtype)
+    if tuple(x.shape[1:]) != model.x_shape:
         raise ValueError(
-            f"expected inputs of shape [B, {', '.join(map(str, x_shape))}], got {tuple(x.shape)}; "
+            f"expected inputs of shape [B, {', '.join(map(str, model.x_shape))}], got {tuple(x.shape)}; "
             "MNIST batches are [B, 1, 28, 28] (ImageData.tensors / .loader give that)"
         )
 
@@ -210,24 +218,25 @@ class VAE(nn.Module):
             raise ValueError(f"unknown decoder {decoder!r}; choose 'conv' or 'mlp'")
         return cls(enc, dec, latent_dim, x_shape=x_shape, likelihood=likelihood, sigma=sigma, num_classes=num_classes)
 
-    def _condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
+    def _condition(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
         if not self.num_classes:
             if y is not None:
                 raise ValueError("this VAE is not conditional (num_classes=0): call it without labels")
             return None
         if y is None:
             raise ValueError(f"this conditional VAE needs labels y [B] in 0..{self.num_classes - 1}")
-        return F.one_hot(y.long(), self.num_classes).float()
+        return F.one_hot(check_labels(y, self.num_classes, n, "y").long(), self.num_classes).float()
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z|x): ``(mu, logvar)``, each ``[B, latent_dim]``, for ``x`` ``[B, *x_shape]``."""
-        _check_x(x, self.x_shape)
-        mu, logvar = self.encoder(x, self._condition(y)).chunk(2, dim=1)
+        """q(z|x): ``(mu, logvar)``, each ``[B, latent_dim]``, for ``x`` ``[B, *x_shape]`` (in [0, 1] for a
+        Bernoulli decoder; anything else, NaN or a wrong dtype or shape, is refused with an error)."""
+        _check_x(self, x)
+        mu, logvar = self.encoder(x, self._condition(y, len(x))).chunk(2, dim=1)
         return mu, logvar
 
     def decoder_output(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's raw output ``[B, *x_shape]``: Bernoulli logits or the Gaussian mean."""
-        return self.decoder(z, self._condition(y))
+        return self.decoder(z, self._condition(y, len(z)))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x|z]: the mean of p(x|z) ``[B, *x_shape]`` (pixel probabilities in [0, 1] for Bernoulli)."""
@@ -271,8 +280,7 @@ class VAE(nn.Module):
         ELBO <= IWAE_k <= IWAE_{k+1} <= log p(x) in expectation, and IWAE_k -> log p(x) as k grows.
         The k samples are drawn ``chunk`` at a time so that memory stays bounded for k in the thousands.
         """
-        if k < 1:
-            raise ValueError(f"k must be a positive number of samples, got {k}")
+        k = check_count(k, "k")
         log_w = torch.cat([self.log_weights(x, min(chunk, k - i), y) for i in range(0, k, chunk)])
         return log_mean_exp(log_w, dim=0)
 
@@ -280,6 +288,7 @@ class VAE(nn.Module):
     def sample(self, n: int, y: torch.Tensor | None = None, mean: bool = True) -> torch.Tensor:
         """``n`` samples ``[n, *x_shape]``: z ~ N(0, I), then E[x|z] (``mean=True``, the usual picture)
         or x ~ p(x|z). A conditional VAE needs ``y``: ``[n]`` labels, or one int for all."""
+        n = check_count(n)
         device = next(self.parameters()).device
         if isinstance(y, int):
             y = torch.full((n,), y, dtype=torch.long)

@@ -309,3 +309,16 @@ def test_concurrent_saves_of_the_same_model_both_succeed(tmp_cache):
     assert errors == []
     assert torch.load(path, weights_only=True)["i"] in range(4)
     assert [p.name for p in tmp_cache.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("budget", [{"steps": -1}, {"steps": 0}, {"epochs": 0}, {"seconds": -0.5}])
+def test_a_budget_that_trains_nothing_is_refused(budget):
+    with pytest.raises(ValueError, match=f"{next(iter(budget))} must be > 0"):
+        train.fit(nn.Linear(3, 1), _mse, TensorLoader(*_regression(), batch_size=32), **budget)
+
+
+def test_the_nan_guard_names_nan_inputs_among_the_causes():
+    x, y = _regression()
+    x[3, 1] = float("nan")
+    with pytest.raises(train.NonFiniteLossError, match="NaN inputs"):
+        train.fit(nn.Linear(3, 1), _mse, TensorLoader(x, y, batch_size=256), steps=1)
