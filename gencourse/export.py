@@ -1,7 +1,7 @@
 """Slide decks and rendered notebooks that open offline.
 
-    python -m gencourse.export slides notebooks/ build/slides                  # a reveal.js deck per notebook
-    python -m gencourse.export slides notebooks/ build/slides --execute --profile lecture   # with outputs
+    python -m gencourse.export slides notebooks/ build/slides --execute        # a reveal.js deck per notebook
+    python -m gencourse.export slides notebooks/ build/slides                  # the text only, no outputs
     python -m gencourse.export html notebooks/ build/html --profile smoke      # run them all: pages + index
 
 SRC is a folder of notebooks or one notebook. DEST receives one page per notebook, an ``index.html``
@@ -11,9 +11,14 @@ pages from disk. Every page written is checked for online scripts or style sheet
 (:func:`external_resources`); finding one is an error, not a deck that silently needs the network.
 
 Slides follow each cell's ``metadata.slideshow.slide_type`` (``slide``, ``subslide``, ``fragment``,
-``skip``, ``notes``, ``-``), as set in JupyterLab's property inspector. ``html`` runs each notebook in
-a fresh kernel with ``GENCOURSE_PROFILE`` set (progress bars off: a static page cannot animate them)
-and lists the measured run time of each in the index.
+``skip``, ``notes``, ``-``), as set in JupyterLab's property inspector. A deck shows the outputs of code
+cells (figures, tables, printed checks) but not their code, so a figure or an equation fills the slide:
+a code cell whose code belongs on a slide carries the tag ``slide-code`` (``--code`` shows every cell's
+code). Long outputs and code scroll inside their slide. ``--execute`` runs each notebook first, in the
+given profile (by default the active one, ``lecture`` unless set: quick once its models are pretrained),
+so the deck has outputs to show. ``html`` runs each notebook in a fresh kernel the same way and lists
+the measured run time of each in the index. These runs are headless: progress bars are off and
+``gencourse.plot.explore`` draws its row of panels instead of sliders (``GENCOURSE_WIDGETS=0``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from gencourse.student import notebook_paths
 STATIC = Path(__file__).resolve().parent / "static"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC_NAME = "_static"  # the folder beside the pages that holds reveal.js and KaTeX
+SLIDE_CODE = "slide-code"  # the cell tag that puts a code cell's code on its slide
 
 ONLINE = re.compile(r"^\s*(?:https?:)?//", re.IGNORECASE)
 CSS_URL = re.compile(r"""(?:url\(\s*["']?|@import\s+["'])((?:https?:)?//[^"')\s]+)""", re.IGNORECASE)
@@ -100,6 +106,35 @@ def offline_outputs(nb):
     return nb
 
 
+def _slide_type(cell) -> str:
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-") or "-"
+
+
+def slide_cells(nb, code: bool = False):
+    """A copy of ``nb`` as its deck shows it: a code cell's code only when the cell is tagged ``slide-code``
+    (or ``code=True``), its outputs always. A cell left with nothing to show is skipped; if it started a
+    slide or subslide, the next cell that shows something starts it instead, so no slide or fragment
+    step is blank."""
+    nb = copy.deepcopy(nb)
+    pending = None  # "slide" or "subslide" of hidden cells, handed on to the next visible cell
+    for cell in nb.cells:
+        kind = _slide_type(cell)
+        if kind in ("skip", "notes"):
+            continue
+        if cell.cell_type == "code" and not (code or SLIDE_CODE in cell.metadata.get("tags", [])):
+            cell.metadata["transient"] = {"remove_source": True}
+        hidden = cell.metadata.get("transient", {}).get("remove_source", False)
+        if (hidden or not cell.source.strip()) and not cell.get("outputs"):
+            if kind in ("slide", "subslide"):
+                pending = "slide" if "slide" in (pending, kind) else kind
+            cell.metadata.setdefault("slideshow", {})["slide_type"] = "skip"
+            continue
+        if pending and (kind in ("-", "fragment") or (kind == "subslide" and pending == "slide")):
+            cell.metadata.setdefault("slideshow", {})["slide_type"] = pending
+        pending = None
+    return nb
+
+
 def copy_static(dest: Path) -> Path:
     """Copy reveal.js and KaTeX into ``dest/_static`` (what every exported page links to)."""
     target = Path(dest) / STATIC_NAME
@@ -107,9 +142,10 @@ def copy_static(dest: Path) -> Path:
     return target
 
 
-def render(nb, kind: str, name: str) -> str:
-    """``nb`` as a self-contained page: ``kind="slides"`` (a reveal.js deck) or ``"html"`` (a notebook page).
-    Figures are embedded; scripts and styles come from ``_static/`` beside the page."""
+def render(nb, kind: str, name: str, code: bool = False) -> str:
+    """``nb`` as a self-contained page: ``kind="slides"`` (a reveal.js deck, :func:`slide_cells`; ``code``
+    shows every code cell's code) or ``"html"`` (a notebook page, all of it). Figures are embedded; scripts
+    and styles come from ``_static/`` beside the page."""
     from nbconvert import HTMLExporter, SlidesExporter
 
     templates = {"extra_template_basedirs": [str(TEMPLATES)], "extra_template_paths": [str(TEMPLATES)]}
@@ -121,8 +157,11 @@ def render(nb, kind: str, name: str) -> str:
             reveal_number="c/t",
             reveal_scroll=True,
             embed_images=True,
+            exclude_input_prompt=True,
+            exclude_output_prompt=True,
             **templates,
         )
+        nb = slide_cells(nb, code)
     elif kind == "html":
         exporter = HTMLExporter(template_name="gencourse_html", embed_images=True, **templates)
     else:
@@ -168,7 +207,7 @@ def execute(nb, path: Path, profile: str, timeout: int = 1800) -> Run:
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; use one of: {', '.join(PROFILES)}")
-    env = {**os.environ, "GENCOURSE_PROFILE": profile, "GENCOURSE_PROGRESS": "0"}
+    env = {**os.environ, "GENCOURSE_PROFILE": profile, "GENCOURSE_PROGRESS": "0", "GENCOURSE_WIDGETS": "0"}
     client = NotebookClient(nb, timeout=timeout, resources={"metadata": {"path": str(Path(path).resolve().parent)}})
     start, error = time.perf_counter(), None
     try:
@@ -214,7 +253,14 @@ th, td {{ text-align: left; padding: 0.4em 0.8em; border-bottom: 1px solid #ddd;
 
 
 def export(
-    src: Path, dest: Path, kind: str, *, run: bool, profile: str | None = None, timeout: int = 1800
+    src: Path,
+    dest: Path,
+    kind: str,
+    *,
+    run: bool,
+    profile: str | None = None,
+    timeout: int = 1800,
+    code: bool = False,
 ) -> list[tuple[Path, Run | None]]:
     """Write a ``kind`` page (:func:`render`) per notebook of ``src`` into ``dest``, plus ``_static/`` and
     an ``index.html``. With ``run=True`` each notebook is first executed in ``profile`` (:func:`execute`);
@@ -234,7 +280,7 @@ def export(
         nb = nbformat.read(path, as_version=4)
         result = execute(nb, path, profile, timeout) if run else None
         target = dest / f"{path.stem}{suffix}"
-        target.write_text(render(nb, kind, path.stem), encoding="utf-8")
+        target.write_text(render(nb, kind, path.stem, code), encoding="utf-8")
         written.append((target, result))
         row = [f'<a href="{html.escape(target.name)}">{html.escape(path.stem)}</a>', html.escape(_title(nb, path.stem))]
         if result is not None:
@@ -254,17 +300,20 @@ def export(
     else:
         intro = "The notebooks as committed, without outputs (export with --execute to include them)."
     if kind == "slides":
-        intro += " Keys: arrows move, <kbd>Esc</kbd> overview, <kbd>S</kbd> speaker notes, <kbd>F</kbd> full screen."
+        intro += (
+            " Every code cell's code is shown." if code else " Code is shown only where a cell is tagged slide-code."
+        ) + " Keys: arrows move, <kbd>Esc</kbd> overview, <kbd>S</kbd> speaker notes, <kbd>F</kbd> full screen."
     write_index(dest, "Course slides" if kind == "slides" else "Course notebooks", intro, columns, rows)
     return written
 
 
 def export_slides(
-    src: Path, dest: Path, *, run: bool = False, profile: str | None = None, timeout: int = 1800
+    src: Path, dest: Path, *, run: bool = False, profile: str | None = None, timeout: int = 1800, code: bool = False
 ) -> list[tuple[Path, Run | None]]:
     """A reveal.js deck ``<name>.slides.html`` per notebook; with ``run=True`` executed first, so the
-    deck shows its figures, else the notebook as committed (code and text, no outputs)."""
-    return export(src, dest, "slides", run=run, profile=profile, timeout=timeout)
+    deck shows its figures, else the notebook as committed (no outputs). Code cells show their code only
+    when tagged ``slide-code``, or all of them with ``code=True`` (:func:`slide_cells`)."""
+    return export(src, dest, "slides", run=run, profile=profile, timeout=timeout, code=code)
 
 
 def export_html(src: Path, dest: Path, *, profile: str | None = None, timeout: int = 1800) -> list[tuple[Path, Run]]:
@@ -286,10 +335,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         sub.add_argument("--timeout", type=int, default=1800, help="seconds any one cell may take (default 1800)")
     slides.add_argument("--execute", action="store_true", help="run each notebook first so the deck shows its outputs")
+    slides.add_argument(
+        "--code", action="store_true", help=f"show every code cell's code (default: only cells tagged {SLIDE_CODE})"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "slides":
-            results = export_slides(args.src, args.dest, run=args.execute, profile=args.profile, timeout=args.timeout)
+            results = export_slides(
+                args.src, args.dest, run=args.execute, profile=args.profile, timeout=args.timeout, code=args.code
+            )
         else:
             results = export_html(args.src, args.dest, profile=args.profile, timeout=args.timeout)
     except (ValueError, OSError, RuntimeError) as exc:

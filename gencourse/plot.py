@@ -1,5 +1,6 @@
-"""Plots the course uses everywhere: image grids, 2D scatter and density plots, training curves, and
-animations that fall back to a static strip of frames where nobody can watch them play.
+"""Plots the course uses everywhere: image grids, 2D scatter and density plots, training curves,
+animations that fall back to a static strip of frames where nobody can watch them play, and sliders
+(:func:`explore`) that fall back to a row of panels where nobody can drag them.
 
 Every function draws on an ``ax`` (a new figure when none is given) and returns it; notebook cells end
 with ``plt.show()``. Figures are sized to be readable when projected.
@@ -8,8 +9,9 @@ with ``plt.show()``. Figures are sized to be readable when projected.
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -297,3 +299,158 @@ def animate(
     html = HTML(offline_player(anim.to_jshtml()))
     plt.close(fig)
     return html
+
+
+# ---- sliders -------------------------------------------------------------------------------------
+
+
+def _label(value, fmt) -> str:
+    if callable(fmt):
+        return str(fmt(value))
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    try:
+        return fmt.format(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _params(values, label: str) -> dict[str, list]:
+    """``values`` as ``{slider name: its values}``: one slider for a sequence, one per key for a mapping."""
+    params = {name: list(v) for name, v in values.items()} if isinstance(values, Mapping) else {label: list(values)}
+    for name, options in params.items():
+        if not options:
+            raise ValueError(f"explore needs at least one value for {name!r}")
+    return params
+
+
+def _draw_at(draw: Callable, ax, point: dict, by_name: bool, fmt) -> None:
+    """``draw`` one panel at ``point`` (``{name: value}``), titled with the setting unless ``draw`` gave a title."""
+    if by_name:
+        draw(ax, **point)
+    else:
+        (value,) = point.values()
+        draw(ax, value)
+    if not ax.get_title():
+        ax.set_title(", ".join(f"{name} = {_label(v, fmt)}" for name, v in point.items()))
+
+
+def widgets_wanted() -> bool:
+    """Whether :func:`explore` shows sliders: in a notebook kernel, outside the smoke profile, unless the
+    kernel runs headless: ``GENCOURSE_WIDGETS=0`` (set by ``python -m gencourse.export`` for its runs) or
+    started by pytest (nbval, whose kernels inherit ``PYTEST_CURRENT_TEST``)."""
+    from gencourse.config import profile
+
+    headless = os.environ.get("GENCOURSE_WIDGETS", "1") == "0" or "PYTEST_CURRENT_TEST" in os.environ
+    return _in_notebook() and not profile().is_smoke and not headless
+
+
+def explore_panels(draw: Callable, values, *, label="value", panels=5, at=None, fmt="{:g}", figsize=(5, 5), title=None):
+    """The static form of :func:`explore`: ``draw(ax, value)`` on a row of ``panels`` axes at evenly spaced
+    ``values`` (or at the values ``at``). Returns the figure."""
+    params = _params(values, label)
+    if at is None:
+        count = min(panels, min(len(v) for v in params.values()))
+        picks = [np.linspace(0, len(v) - 1, count).round().astype(int) for v in params.values()]
+        at = [{name: params[name][i[k]] for name, i in zip(params, picks)} for k in range(count)]
+    elif not isinstance(values, Mapping):
+        at = [{label: value} for value in at]
+    at = list(at)
+    width = min(figsize[0], 16 / len(at))
+    fig, axes = plt.subplots(1, len(at), figsize=(width * len(at), figsize[1] * width / figsize[0]), squeeze=False)
+    for ax, point in zip(axes[0], at):
+        _draw_at(draw, ax, point, isinstance(values, Mapping), fmt)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def explore_widget(draw: Callable, values, *, label="value", fmt="{:g}", figsize=(5, 5), title=None):
+    """The live form of :func:`explore`: a slider per parameter over exactly ``values`` and the figure
+    ``draw(ax, value)`` below them, redrawn on every move (an ``ipywidgets.VBox``; needs the ``widgets``
+    extra). The first figure is drawn before the widget is returned, so a ``draw`` that fails raises here."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    params = _params(values, label)
+    sliders = {
+        name: widgets.SelectionSlider(
+            options=[(_label(v, fmt), i) for i, v in enumerate(options)],
+            value=0,
+            description=name,
+            continuous_update=True,
+            layout=widgets.Layout(width="min(600px, 90%)"),
+            style={"description_width": "initial"},
+        )
+        for name, options in params.items()
+    }
+    out = widgets.Output()
+
+    def render():
+        point = {name: params[name][slider.value] for name, slider in sliders.items()}
+        fig, ax = plt.subplots(figsize=figsize)
+        try:
+            _draw_at(draw, ax, point, isinstance(values, Mapping), fmt)
+            if title:
+                fig.suptitle(title)
+        finally:
+            plt.close(fig)  # shown through the output widget only, never again by the inline backend
+        return fig
+
+    def update(change):
+        with out:  # a draw that fails on some value shows its traceback under the sliders
+            out.clear_output(wait=True)
+            display(render())
+
+    first = render()
+    with out:
+        display(first)
+    for slider in sliders.values():
+        slider.observe(update, names="value")
+    return widgets.VBox([*sliders.values(), out])
+
+
+def explore(
+    draw: Callable,
+    values,
+    *,
+    label: str = "value",
+    panels: int = 5,
+    at=None,
+    fmt="{:g}",
+    figsize=(5, 5),
+    title: str | None = None,
+    live: bool | None = None,
+) -> None:
+    """Show ``draw(ax, value)`` with a slider over ``values``, for the parameter that is the point of a
+    picture (a noise level, a temperature, a training step, a position in latent space)::
+
+        plot.explore(lambda ax, t: plot.image_grid(x_t[t], ax=ax, title=f"t = {t}"), ts, label="t")
+
+    ``values`` is the list of settings the slider steps through (``label`` names it), or a dict
+    ``{name: values}`` for one slider each, in which case ``draw`` is called as ``draw(ax, **{name: value})``.
+    Each move calls ``draw`` on a fresh axis, so precompute what is slow (samples at each setting) and
+    let ``draw`` only plot it. ``fmt`` (a format string or a function) writes a value on its slider.
+
+    In a live notebook with ipywidgets installed (``pip install "gencourse[widgets]"``) this displays the
+    sliders (:func:`explore_widget`). Anywhere else (headless runs such as nbval, CI and the exported pages,
+    the smoke profile, or without ipywidgets) it shows a row of ``panels`` evenly spaced settings, or the
+    settings ``at`` (:func:`explore_panels`), so the cell tells the same story. ``live`` forces either form.
+    Displays its result and returns None, so it is the one line a notebook cell needs.
+    """
+    from IPython.display import display
+
+    if live is None:
+        live = widgets_wanted()
+        if live:
+            try:
+                import ipywidgets  # noqa: F401
+            except ImportError:
+                live = False
+                print('A slider needs ipywidgets: pip install "gencourse[widgets]", then restart the kernel.')
+    if live:
+        display(explore_widget(draw, values, label=label, fmt=fmt, figsize=figsize, title=title))
+    else:
+        explore_panels(draw, values, label=label, panels=panels, at=at, fmt=fmt, figsize=figsize, title=title)
+        plt.show()

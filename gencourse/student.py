@@ -4,6 +4,7 @@
     python -m gencourse.student notebooks/04_vae_basics.ipynb student/
     python -m gencourse.student --list notebooks/             # the exercises, as a markdown table
     python -m gencourse.student notebooks/ student/ --force   # also replace notebooks students changed
+    python -m gencourse.student --nbgrader notebooks/         # mark the exercises for nbgrader, in place
 
 In the repository (the solution edition, the one CI runs) each exercise's reference answer sits between
 two marker lines::
@@ -160,6 +161,73 @@ def student_notebook(nb, name: str = "notebook"):
     return nb
 
 
+# nbgrader (https://nbgrader.readthedocs.io) reads the same markers; with this configuration its student
+# version of a notebook has the same code as this module's, and it runs the check cells to grade them.
+NBGRADER_CONFIG = """\
+from gencourse.student import STUB
+
+c = get_config()  # noqa: F821 (nbgrader defines it)
+c.ClearSolutions.code_stub = {"python": STUB}  # the "your turn" line of python -m gencourse.student
+c.Execute.timeout = 1800  # seconds a cell may take while grading (nbgrader's default is 30)
+"""
+NBGRADER_MARKER = re.compile(r"^[ \t]*# (BEGIN|END) SOLUTION$")  # nbgrader matches the words exactly, in capitals
+
+
+def nbgrader_metadata(nb, name: str = "notebook", points: int = 1) -> dict[int, dict]:
+    """The nbgrader metadata of ``nb``'s exercises, by cell index: each exercise cell an autograded answer
+    (its solution blocks are what nbgrader clears) and each check cell an autograded test worth ``points``,
+    which scores them when it runs without an error. Marker lines must be written exactly
+    ``# BEGIN SOLUTION`` / ``# END SOLUTION``, the only spelling nbgrader finds."""
+    cells, ids = {}, set()
+
+    def unique(grade_id: str) -> str:
+        candidate, n = grade_id, 1
+        while candidate in ids:
+            n += 1
+            candidate = f"{grade_id}_{n}"
+        ids.add(candidate)
+        return candidate
+
+    for number, ex in enumerate(exercises(nb, name), start=1):
+        cell = nb.cells[ex.cell]
+        lines = cell.source.splitlines()
+        for begin, end, _ in solution_blocks(cell.source):
+            for line in (begin, end):
+                if not NBGRADER_MARKER.match(lines[line]):
+                    raise SolutionMarkerError(
+                        f"{_where(name, ex.cell, cell)}, line {line + 1}: nbgrader only finds solution markers "
+                        f"written exactly '# BEGIN SOLUTION' / '# END SOLUTION', not {lines[line].strip()!r}"
+                    )
+        common = {"schema_version": 3, "task": False}
+        answer = ex.functions[0] if ex.functions else f"exercise_{number}"
+        cells[ex.cell] = {"grade": False, "grade_id": unique(answer), "locked": False, "solution": True, **common}
+        if ex.checkers:
+            cells[ex.check_cell] = {
+                "grade": True,
+                "grade_id": unique(ex.checkers[0]),
+                "locked": True,
+                "points": points,
+                "solution": False,
+                **common,
+            }
+    return cells
+
+
+def mark_for_nbgrader(nb, name: str = "notebook", points: int = 1) -> bool:
+    """Give ``nb``'s exercise and check cells their nbgrader metadata (:func:`nbgrader_metadata`) and
+    remove it from every other cell, in place. Running it again changes nothing; returns whether it
+    changed ``nb``."""
+    wanted, changed = nbgrader_metadata(nb, name, points), False
+    for index, cell in enumerate(nb.cells):
+        if cell.metadata.get("nbgrader") != wanted.get(index):
+            changed = True
+            if index in wanted:
+                cell.metadata["nbgrader"] = wanted[index]
+            else:
+                cell.metadata.pop("nbgrader")
+    return changed
+
+
 def exercises(nb, name: str = "notebook") -> list[Exercise]:
     """The exercises of ``nb``: each code cell with a solution block, and what its check cell calls."""
     code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
@@ -305,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dest", type=Path, nargs="?", help="output folder (or .ipynb path for one notebook)")
     parser.add_argument("--list", action="store_true", help="print the exercises as a markdown table instead")
     parser.add_argument(
+        "--nbgrader", action="store_true", help="mark the exercises of SRC for nbgrader, in place (no DEST)"
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="replace notebooks in the destination that differ from the new edition (a student's answers are lost)",
@@ -313,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.list:
             print(exercise_table(notebook_paths(args.src)))
+            return 0
+        if args.nbgrader:
+            for path in notebook_paths(args.src):
+                nb = read_notebook(path)
+                if mark_for_nbgrader(nb, path.name):
+                    _write_atomically(path, _edition_bytes(nb))
+                print(f"{path}: {len(exercises(nb, path.name))} exercises marked for nbgrader")
             return 0
         if args.dest is None:
             parser.error("give a destination folder, e.g. student/")

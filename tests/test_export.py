@@ -1,14 +1,15 @@
 """Slide decks and rendered notebooks: self-contained pages that load nothing from the network."""
 
+import html
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 import pytest
-from course_notebooks import REAL_NOTEBOOKS, SECTION_TITLES, code, course_notebook, markdown
+from course_notebooks import CHECK, REAL_NOTEBOOKS, SECTION_TITLES, code, course_notebook, markdown
 
-from gencourse.export import STATIC, export_slides, external_resources, main, render
+from gencourse.export import SLIDE_CODE, STATIC, export_slides, external_resources, main, render, slide_cells
 from gencourse.plot import PLAYER_ICONS
 
 
@@ -91,12 +92,90 @@ def test_each_notebook_becomes_an_offline_deck_with_a_slide_per_section(path, tm
 def test_a_deck_keeps_fragments_math_and_links(tmp_path):
     path = tmp_path / "00_demo.ipynb"
     nbformat.write(course_notebook(), path)
-    export_slides(path, tmp_path)
+    export_slides(path, tmp_path, code=True)
     page = (tmp_path / "00_demo.slides.html").read_text()
-    assert page.count('class="fragment"') == 2
+    assert page.count('class="fragment"') == 2  # the equation, then its code
     assert "$y = 2x$" in page and "renderMathInElement" in page  # KaTeX renders it in the browser
     assert 'href="https://arxiv.org/abs/1312.6114"' in page
     assert [title in page for title in SECTION_TITLES] == [True] * len(SECTION_TITLES)
+    export_slides(path, tmp_path)  # by default code is hidden, and the code fragment has no output to show
+    assert (tmp_path / "00_demo.slides.html").read_text().count('class="fragment"') == 1
+
+
+def with_outputs(nb):
+    """The synthetic lesson as if run: its assert cell (a fragment) prints 200 lines, the exercise prints one."""
+    nb.cells[4].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="".join(f"row {i}\n" for i in range(200)))
+    ]
+    nb.cells[7].outputs = [nbformat.v4.new_output("stream", name="stdout", text="Correct! double(x) = 2 x.\n")]
+    return nb
+
+
+def _text(page: str) -> str:
+    """What a page's HTML says, without tags (pygments splits code into spans)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def test_a_deck_shows_outputs_and_only_the_code_of_cells_tagged_slide_code():
+    nb = with_outputs(course_notebook())
+    nb.cells[7].metadata["tags"] = [SLIDE_CODE]
+    page = render(nb, "slides", "00_demo")
+    text = _text(page)
+    assert "row 199" in text and "Correct! double(x) = 2 x." in text  # outputs are on the slides
+    assert CHECK in text  # the tagged cell's code
+    assert "torch.arange" not in text and "seed_everything" not in text and "y = x + x" not in text
+    assert not re.search(r"Prompt[^>]*>\s*(In|Out)", page)  # no prompts: a figure gets the full width
+    assert 'class="fragment"' in page.split("row 0")[0].rsplit("<section", 1)[1]  # the output keeps its fragment
+    everything = _text(render(nb, "slides", "00_demo", code=True))
+    assert "torch.arange" in everything and "seed_everything" in everything and "y = x + x" in everything
+    assert "torch.arange" in _text(render(nb, "html", "00_demo"))  # the rendered notebook is the whole notebook
+
+
+def test_long_outputs_scroll_inside_the_slide():
+    page = render(with_outputs(course_notebook()), "slides", "00_demo")
+    css = re.search(r"\.reveal \.jp-OutputArea-output:not\(\.jp-RenderedImage\) \{([^}]*)\}", page).group(1)
+    assert "max-height: 420px" in css and "overflow: auto" in css  # (tests/test_browser.py scrolls it in Chromium)
+    assert re.search(r"\.reveal \.jp-RenderedImage img \{[^}]*max-height: 600px", page)  # a figure fits a slide
+
+
+def test_hidden_cells_leave_no_blank_slide_or_fragment_step():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        markdown("# Title", "slide"),
+        code("setup = 1", "slide"),  # no output: nothing to show, so the slide starts at the next cell
+        markdown("Text after the setup."),
+        code("x = 2", "fragment"),  # an empty fragment step
+        code("print(x)", "subslide"),
+        code("y = 3", "slide"),  # hidden before a subslide: that one becomes the new slide
+        markdown("A new section.", "subslide"),
+        code("z = 4", "notes"),
+    ]
+    nb.cells[4].outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
+    types = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in slide_cells(nb).cells]
+    assert types == ["slide", "skip", "slide", "skip", "subslide", "skip", "slide", "notes"]
+    assert [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in nb.cells][1] == "slide"  # a copy
+    assert [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in slide_cells(nb, code=True).cells] == [
+        "slide", "slide", "-", "fragment", "subslide", "slide", "subslide", "notes"
+    ]  # fmt: skip
+
+
+def test_slides_execute_runs_each_notebook_headless_and_shows_its_outputs(tmp_path, capsys):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        markdown("# 1. A tiny deck", "slide"),
+        code('import os\n\nprint("widgets", os.environ.get("GENCOURSE_WIDGETS"))'),
+        code('import matplotlib.pyplot as plt\n\nplt.plot([0, 1], [1, 0])\nplt.title("a line")\nplt.show()', "slide"),
+    ]
+    nbformat.write(nb, tmp_path / "01_tiny.ipynb")
+    assert (
+        main(["slides", str(tmp_path / "01_tiny.ipynb"), str(tmp_path / "deck"), "--execute", "--profile", "smoke"])
+        == 0
+    )
+    assert "01_tiny.slides.html (ran in" in capsys.readouterr().out
+    page = (tmp_path / "deck" / "01_tiny.slides.html").read_text()
+    assert "widgets 0" in page  # explore() draws its static panels: a page cannot run a slider
+    assert re.search(r'<img[^>]+src="data:image/png;base64,', page) and "plt.plot" not in page
+    assert external_resources(page) == []
 
 
 def test_render_refuses_a_notebook_that_would_load_from_the_network():
