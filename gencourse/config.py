@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -98,14 +99,67 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def data_dir() -> Path:
-    """The repository's ``data/`` folder (the default dataset root and cache location)."""
-    return REPO_ROOT / "data"
+    """The default dataset root and cache location: the repository's ``data/`` folder in a checkout (an
+    editable install), else ``~/.cache/gencourse`` (``$XDG_CACHE_HOME/gencourse``): where a package installed
+    from the repository, as on Colab, downloads MNIST on first use and caches its trained models."""
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / "data"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "gencourse"
 
 
 def cache_dir() -> Path:
     """Where trained models are cached: ``$GENCOURSE_CACHE``, else ``data/cache``."""
     value = os.environ.get("GENCOURSE_CACHE")
     return Path(value).expanduser() if value else data_dir() / "cache"
+
+
+def repository_url() -> str:
+    """Where the course is published: ``Repository`` in pyproject.toml's ``[project.urls]`` (in a checkout),
+    else in the installed package's metadata. The notebooks' Colab install cell
+    (:func:`colab_install_block`) and the Colab badges use this address, and the tests check that they do."""
+    pyproject = REPO_ROOT / "pyproject.toml"
+    if pyproject.is_file():
+        urls = re.search(r"^\[project\.urls\]\s*$(.*?)(?=^\[|\Z)", pyproject.read_text(), re.M | re.S)
+        found = urls and re.search(r'^Repository\s*=\s*"([^"]+)"', urls.group(1), re.M)
+        if found:
+            return found.group(1)
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        for entry in metadata("gencourse").get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() == "repository":
+                return url.strip()
+    except PackageNotFoundError:
+        pass
+    raise RuntimeError("the course's address is missing: set Repository in pyproject.toml's [project.urls]")
+
+
+def colab_install_block(url: str | None = None) -> str:
+    """The start of every notebook's setup cell: on Colab, install the course from ``url`` (default:
+    :func:`repository_url`), after checking that the address can be reached, so that a wrong address fails
+    with a message that says what to fix rather than with pip's traceback. Elsewhere it does nothing.
+
+    The notebook cannot call this (on Colab the package is not installed yet when the cell runs): the
+    notebooks hold a copy of the block, and ``tests/test_notebooks.py`` checks that it is this one."""
+    url = url or repository_url()
+    return f"""import subprocess
+import sys
+
+if "google.colab" in sys.modules:  # on Colab, install the course package first; elsewhere nothing to do
+    import os
+
+    REPOSITORY = "{url}"  # where the course is published
+    quiet = {{**os.environ, "GIT_TERMINAL_PROMPT": "0"}}  # a missing repository fails instead of asking for a login
+    found = subprocess.run(["git", "ls-remote", "--heads", REPOSITORY], capture_output=True, env=quiet, timeout=120)
+    if found.returncode != 0:
+        raise RuntimeError(
+            f"Cannot install the course: {{REPOSITORY}} cannot be reached. This address must point at where the course "
+            "is published (the Repository address in its pyproject.toml); ask your instructor for the right one."
+        )
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"gencourse @ git+{{REPOSITORY}}"], check=True)
+"""
 
 
 def describe() -> str:

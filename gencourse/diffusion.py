@@ -355,7 +355,8 @@ def ddim_invert(
     """Run the deterministic DDIM sampler (eta = 0) backwards: data x_0 -> its latent x_T, of the same
     shape. ``sample(..., steps=steps, x_T=latent)`` maps the latent back to (nearly) x_0."""
     ts = ddim_timesteps(schedule.T, steps)[::-1]
-    x = x0
+    dev = _device(net, None)  # the data may sit on the CPU while the network is on a GPU
+    x, y = x0.to(dev), None if y is None else y.to(dev)
     for t_prev, t in zip([-1, *ts[:-1]], ts):
         eps = guided(net, x, t_prev / schedule.T if t_prev >= 0 else 0.0, y=y)
         x0_hat = (x - (1 - schedule.abar(t_prev)).sqrt() * eps) / schedule.abar(t_prev).sqrt()

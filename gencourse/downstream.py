@@ -99,9 +99,12 @@ def semi_supervised_accuracy(
         raise ValueError(f"unknown classifier {classifier!r}; choose 'linear' or 'label_spreading'")
     train_x, train_y = mnist(train=True).tensors("unit", n_unlabelled)
     test_x, test_y = mnist(train=False).tensors("unit", n_test)
+    weight = next(model.parameters(), None)  # the images are on the CPU, the model may be on a GPU
+    dev = torch.device("cpu") if weight is None else weight.device
     with torch.no_grad():
         train_z, test_z = (
-            torch.cat([model.encode(x[i : i + 5000])[0] for i in range(0, len(x), 5000)]) for x in (train_x, test_x)
+            torch.cat([model.encode(x[i : i + 5000].to(dev))[0].cpu() for i in range(0, len(x), 5000)])
+            for x in (train_x, test_x)
         )
     accuracy = {"raw pixels": [], "VAE latents": []}
     for seed in range(draws):

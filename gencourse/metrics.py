@@ -82,7 +82,7 @@ def bits_per_dim(nll_nats, num_dims: int, *, continuous: bool = False) -> float:
     """
     if num_dims < 1:
         raise ValueError(f"num_dims must be a positive integer, got {num_dims}")
-    nll = torch.as_tensor(nll_nats, dtype=torch.float64)
+    nll = torch.as_tensor(nll_nats).detach().cpu().double()
     if not nll.numel():
         raise ValueError("nll_nats is empty: pass the NLL of at least one example")
     if nll.isnan().any():

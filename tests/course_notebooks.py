@@ -13,6 +13,7 @@ import nbformat
 import torch
 
 import gencourse.exercises
+from gencourse.config import colab_install_block
 from gencourse.exercises import checker, expect_close
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,15 +31,11 @@ Prerequisites: none.
 
 Run time: smoke about 5 s, lecture about 10 s, full: on a GPU, not measured yet."""
 
-SETUP = """import subprocess
-import sys
-
-if "google.colab" in sys.modules:  # on Colab, install the course package first; elsewhere nothing to do
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "gencourse @ git+https://github.com/gencourse/gencourse"],
-        check=True,
-    )
-
+# The Colab block (it installs the course from where it is published, pyproject.toml's [project.urls]), then
+# the imports, the seed and the one-line description every setup cell prints.
+SETUP = (
+    colab_install_block()
+    + """
 import torch
 
 import gencourse
@@ -47,6 +44,7 @@ import gencourse.exercises
 gencourse.seed_everything(0)
 print(gencourse.describe())
 profile = gencourse.profile()"""
+)
 
 EXERCISE = '''def double(x):
     """Return 2 x for a tensor x."""

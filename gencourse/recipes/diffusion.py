@@ -235,7 +235,8 @@ def mnist_latent_diffusion():
     settings = latent_diffusion_settings(vae)
     images = mnist(train=True).tensors("unit", n=settings.n_train)[0]
     with torch.no_grad():
-        latents = torch.cat([vae.encode(images[i : i + 5000])[0] for i in range(0, len(images), 5000)])
+        dev = next(vae.parameters()).device
+        latents = torch.cat([vae.encode(images[i : i + 5000].to(dev))[0] for i in range(0, len(images), 5000)])
     scale = latents.std().item()
 
     def build():
