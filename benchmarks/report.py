@@ -115,6 +115,14 @@ def observations_path() -> Path:
     return results.HERE / "observations.json"
 
 
+def cost_path() -> Path:
+    return results.HERE / "cost.json"
+
+
+def gpu_check_path() -> Path:
+    return results.HERE / "gpu_check.json"
+
+
 # ---------------------------------------------------------------------------------------------- figures
 
 
@@ -487,6 +495,7 @@ def render_page(recorded: dict[str, dict] | None = None) -> str:
             lines += models_tables(profile, recorded[profile])
         else:
             lines += [f"The `{profile}` profile has not been measured yet.", ""]
+    lines += cost_section(_json(cost_path())) + gpu_check_section(_json(gpu_check_path()))
     lines += ["## Notebook run times", "", *notebooks_block(recorded, "../"), "", "## Experiments", ""]
     lines += [
         "Settings that were tried and compared (not the course's models). Each experiment's run records what",
@@ -509,6 +518,123 @@ def render_page(recorded: dict[str, dict] | None = None) -> str:
     else:
         lines.append("None.")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- cost and GPU
+
+
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _flops(n) -> str:
+    if not isinstance(n, (int, float)):
+        return "-"
+    for unit, size in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.3g}"
+
+
+def _minutes(value) -> str:
+    return "-" if not isinstance(value, (int, float)) else f"{value:.2f}" if value < 1 else f"{value:.1f}"
+
+
+def cost_section(cost: dict | None) -> list[str]:
+    """The training cost of every course model per profile (``benchmarks/cost.json``, ``python -m
+    benchmarks.cost``): parameters, FLOPs, and the estimated minutes on the reference GPU and on the CPU."""
+    lines = ["## Training cost", ""]
+    if not cost:
+        return lines + ["Not computed yet: `python -m benchmarks.cost`.", ""]
+    a = cost["assumptions"]
+    budget = a["full_budget_minutes"]
+    calibrated = cost.get("calibrated")
+    m = cost["machine"]
+    lines += [
+        f"*From `benchmarks/cost.json` (`python -m benchmarks.cost`, {cost['date'][:10]}).* FLOPs per step are counted",
+        "on the models' real training steps (matrix products and convolutions, forward and backward). The GPU",
+        f"minutes are an estimate for a {a['reference_gpu']}, assuming {a['sustained_tflops']:g} TFLOP/s sustained",
+        f"plus {a['overhead_us_per_operator']:g} µs per operator launched; `python -m benchmarks.gpu_check` measures",
+        "the real figure on a GPU. "
+        + (
+            f"The CPU minutes were timed on {m['cpu']} ({m['cores']} cores, torch {m['torch']})."
+            if calibrated
+            else "The CPU minutes need `python -m benchmarks.cost --calibrate` on an idle machine (not run yet)."
+        ),
+        "",
+        f"| notebook | lecture: GPU min | full: GPU min | full fits {budget:g} min | lecture: CPU min |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    for notebook, totals in cost["notebooks"].items():
+        lecture, full = totals.get("lecture", {}), totals.get("full", {})
+        fits = "-" if "gpu_minutes" not in full else "yes" if full["gpu_minutes"] <= budget else "**no**"
+        lines.append(
+            f"| {notebook} | {_minutes(lecture.get('gpu_minutes'))} | {_minutes(full.get('gpu_minutes'))} | {fits} | "
+            f"{_minutes(lecture.get('cpu_minutes'))} |"
+        )
+    lines += [
+        "",
+        "| model | notebook | profile | parameters | batch | steps | FLOPs per step | training FLOPs | GPU min | "
+        "CPU min |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in cost["models"].items():
+        for profile in ("lecture", "full"):
+            c = row["profiles"].get(profile)
+            if c is None:
+                continue
+            times = f" (x{c['trainings']})" if c["trainings"] > 1 else ""
+            lines.append(
+                f"| {cell(name)}{times} | {row['notebook']} | {profile} | {_flops(c['parameters'])} | "
+                f"{c['batch_size']} | {c['steps']} | {_flops(c['flops_per_step'])} | {_flops(c['train_flops'])} | "
+                f"{'CPU' if c['gpu_minutes'] is None else _minutes(c['gpu_minutes'])} | {_minutes(c['cpu_minutes'])} |"
+            )
+    return lines + [
+        "",
+        "(xN): the notebook trains N models of that cost; the notebook totals count them all. CPU: the recipe trains",
+        "that model on the CPU whatever the device (a 2D flow), so it has no GPU estimate and no share in the totals.",
+        "",
+    ]
+
+
+def gpu_check_section(check: dict | None) -> list[str]:
+    """What ``python -m benchmarks.gpu_check`` measured on a GPU (``benchmarks/gpu_check.json``)."""
+    lines = ["## GPU check", ""]
+    if not check:
+        return lines + [
+            "Not run on a GPU yet: `python -m benchmarks.gpu_check` on the first CUDA machine (under 10 minutes)",
+            "measures steps per second of each notebook's main model in the lecture and full profiles, checks that",
+            "a short run repeats exactly, and runs the smoke notebooks.",
+            "",
+        ]
+    batch = f", every batch {check['batch_override']}" if check.get("batch_override") else ""
+    lines += [
+        f"*From `benchmarks/gpu_check.json` (`python -m benchmarks.gpu_check`): {check['device']}, torch "
+        f"{check['torch']}, {check['date'][:10]}, {check['steps_timed']} timed steps{batch}.*",
+        "",
+        "| model | notebook | profile | batch | steps/s | full training (min) | peak memory (MB) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in check["models"].items():
+        for profile in ("lecture", "full"):
+            c = row.get(profile)
+            if c:
+                memory = c.get("peak_memory_mb")
+                lines.append(
+                    f"| {cell(name)} | {row['notebook']} | {profile} | {c['batch_size']} | {c['steps_per_second']:.1f} "
+                    f"| {_minutes(c.get('estimated_train_minutes'))} | {'-' if memory is None else f'{memory:.0f}'} |"
+                )
+    for name, d in check.get("determinism", {}).items():
+        same = "the same weights" if d["equal"] else f"**different weights** (max difference {d['max_abs_diff']:.2g})"
+        lines += ["", f"Determinism: {name} trained twice for {d['steps']} steps with the same seed gave {same}."]
+    notebooks = check.get("notebooks", {})
+    if notebooks.get("ran"):
+        failed = ", ".join(notebooks.get("failed_notebooks", []))
+        state = "passed" if notebooks.get("passed") else f"**failed**: {failed}"
+        lines += ["", f"Smoke notebooks under nbval: {state} ({notebooks.get('summary', notebooks.get('note', ''))})."]
+    else:
+        lines += ["", f"Smoke notebooks: {notebooks.get('note', 'not run')}."]
+    return lines + [""]
 
 
 # ---------------------------------------------------------------------------------------------- the README
@@ -569,19 +695,20 @@ def run_time_text(recorded: dict[str, dict], number: str, cached_models: bool) -
     cached = notebook_seconds(recorded["lecture"], number, "notebooks")
     cold = notebook_seconds(recorded["lecture"], number, "notebooks_cold")
     full = notebook_seconds(recorded["full"], number, "notebooks")
-    parts = [f"smoke: {about(smoke) if smoke is not None else 'not timed yet'}"]
-    if cached_models:
-        first = (
-            f"{about(cold)} on a first run, which trains them"
-            if cold is not None
-            else ("a first run also trains them (minutes each; not timed yet)")
-        )
-        lecture = f"{about(cached)} with the course's models cached" if cached is not None else "not timed yet"
-        parts.append(f"lecture: {lecture}, {first}")
-    else:
-        parts.append(f"lecture: {about(cached) if cached is not None else 'not timed yet'}, every model trained here")
-    parts.append(f"full: {about(full) + ' on a GPU' if full is not None else 'on a GPU, not timed yet'}")
-    text = "**Run time** (the whole notebook on a 2-core CPU): " + "; ".join(parts) + "."
+    cpu = []
+    if smoke is not None:
+        cpu.append(f"smoke {about(smoke)}")
+    if cached is not None:
+        cpu.append(f"lecture {about(cached)}" + (" with the course's models cached" if cached_models else ""))
+    if cached_models and cold is not None:
+        cpu.append(f"{about(cold)} on a first run, which also trains them")
+    text = "**Run time** of the whole notebook"
+    text += f" on a 2-core CPU: {', '.join(cpu)}" if cpu else ": not timed yet"
+    if cached_models and cold is None:
+        text += "; a first run also trains the course's models (minutes each)"
+    text += "; the full profile trains longer and is meant for a GPU" + (
+        f" ({about(full)})." if full is not None else "."
+    )
     if cached_models:
         text += " Train the models ahead of a lecture with `python -m gencourse.pretrain --profile lecture`."
     return text

@@ -87,6 +87,9 @@ def use(check, student_fn, fallback):
     """
     name = getattr(student_fn, "__name__", "function")
     package = f"{getattr(fallback, '__module__', '')}.{getattr(fallback, '__qualname__', repr(fallback))}".lstrip(".")
+    if student_fn is fallback:  # this cell ran again after choosing the package's version
+        print(f"using {package} (run the cell with your {name} again to use yours)")
+        return fallback
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the check's own "Correct!" was printed already
             check(student_fn)
@@ -101,6 +104,22 @@ def use(check, student_fn, fallback):
 
 
 # ---- Notebook 01: Introduction to generative models ----
+
+# The reference answers that notebook 01 falls back on through `use` (its small models are written in the
+# notebook itself, so no family module holds them); the KL's reference is gencourse.metrics.kl_divergence.
+
+
+def sample_naive_bayes(theta, digit, n, generator=None):
+    """``n`` binary images ``[n, D]`` of class ``digit`` from a naive Bayes model with pixel
+    probabilities ``theta`` [10, D]: pixel j is 1 with probability theta[digit, j], independently."""
+    return torch.bernoulli(theta[digit].expand(n, -1), generator=generator)
+
+
+def langevin_step(x, grad_energy, step_size, noise):
+    """One step of Langevin dynamics for p(x) = exp(-E(x)) / Z, with ``grad_energy`` = grad E(x) and
+    ``noise`` z ~ N(0, I) shaped like ``x``: x + (step_size / 2) grad log p(x) + sqrt(step_size) z, where
+    grad log p(x) = -grad E(x) (Z does not depend on x)."""
+    return x - step_size / 2 * grad_energy + math.sqrt(step_size) * noise
 
 
 @checker
@@ -185,7 +204,7 @@ def check_langevin_step(student_fn):
     grad = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
     noise = torch.tensor([[0.3, -0.1], [-1.2, 0.8]])
     step = 0.04
-    expected = x - step / 2 * grad + step**0.5 * noise
+    expected = langevin_step(x, grad, step, noise)
     got = expect_tensor("langevin_step(...)", student_fn(x, grad, step, noise), x.shape)
     if torch.allclose(got, x + step / 2 * grad + step**0.5 * noise, atol=1e-6):
         raise ExerciseError(
@@ -256,6 +275,40 @@ def check_discriminator_loss(discriminator_loss):
         hint="clamped logs (like F.binary_cross_entropy on probabilities) are off for large logits; use softplus",
     )
     return "this is the binary cross-entropy of a real-vs-fake classifier, stable for any logit."
+
+
+@checker
+def check_optimal_discriminator(optimal_discriminator):
+    """``optimal_discriminator(p_data, p_g)`` -> the y in (0, 1) that maximises p_data log y + p_g log(1 - y),
+    elementwise over densities evaluated at the same points."""
+    a = torch.tensor([0.4, 0.1, 0.25, 0.05, 0.3])
+    b = torch.tensor([0.1, 0.1, 0.5, 0.2, 0.6])
+    got = optimal_discriminator(a, b)
+    if isinstance(got, torch.Tensor) and got.shape == a.shape:
+        if torch.allclose(got, b / (a + b), atol=1e-5):
+            raise ExerciseError(
+                "you returned p_g / (p_data + p_g): D(x) is the probability that x is *real*, so it must grow "
+                "with p_data(x), the weight of log y"
+            )
+        if torch.allclose(got, a / b, atol=1e-5):
+            raise ExerciseError(
+                "you returned the density ratio p_data / p_g, which can exceed 1: D(x) is a probability. Find the "
+                "y in (0, 1) where the derivative of a log y + b log(1 - y) is zero"
+            )
+    expect_close(
+        "optimal_discriminator(p_data, p_g)",
+        expect_tensor("optimal_discriminator(p_data, p_g)", got, a.shape),
+        a / (a + b),
+        hint="differentiate a log y + b log(1 - y) with respect to y and solve for the y where it is zero",
+    )
+    grid = torch.tensor([[0.3, 0.0, 2.0], [1e-3, 0.7, 0.5]])
+    expect_close(
+        "optimal_discriminator on a [2, 3] grid, with zeros in p_data and p_g",
+        optimal_discriminator(grid, grid.roll(1, dims=1)),
+        grid / (grid + grid.roll(1, dims=1)),
+        hint="work elementwise: every point x has its own D*(x)",
+    )
+    return "D*(x) = p_data(x) / (p_data(x) + p_g(x)): 1/2 where the two densities are equal."
 
 
 @checker
@@ -443,6 +496,101 @@ def check_reparameterize(reparameterize):
     if mu.grad is None or logvar.grad is None or logvar.grad[:, 0].abs().sum() == 0:
         raise ExerciseError("the gradient does not reach both mu and logvar: z must be mu + exp(logvar / 2) * eps")
     return "z = mu + sigma * eps has the right mean and variance, and gradients flow to mu and logvar."
+
+
+def negative_elbo(model, x, reparameterize=None, gaussian_kl=None):
+    """-ELBO(x) = KL(q(z|x) || p(z)) - log p(x|z) per image ``[B]``, one z ~ q(z|x) each, built from
+    ``reparameterize`` and ``gaussian_kl`` (the package's by default): the reference answer of notebook 04's
+    exercise, which its training loop falls back on."""
+    from gencourse import vae
+
+    reparameterize, gaussian_kl = reparameterize or vae.reparameterize, gaussian_kl or vae.gaussian_kl
+    mu, logvar = model.encode(x)
+    return gaussian_kl(mu, logvar) - model.log_px_given_z(x, reparameterize(mu, logvar))
+
+
+def _tiny_vae():
+    """A VAE of 4x4 binary images with linear encoder and decoder and fixed weights, chosen so that each
+    term is large enough to tell the usual mistakes apart: a KL of 2 to 4 nats, and log p(x|z) that
+    varies by several nats with z."""
+    from gencourse.vae import VAE, Conditional
+
+    g = torch.Generator().manual_seed(0)
+    encoder = Conditional(torch.nn.Linear(16, 4), flatten=True)
+    decoder = Conditional(torch.nn.Linear(2, 16), out_shape=(1, 4, 4))
+    with torch.no_grad():
+        encoder.net.weight.copy_(0.3 * torch.randn(4, 16, generator=g))
+        encoder.net.bias.copy_(torch.tensor([2.0, -1.5, -0.7, 0.5]))
+        decoder.net.weight.copy_(1.5 * torch.randn(16, 2, generator=g))
+        decoder.net.bias.copy_(torch.randn(16, generator=g))
+    return VAE(encoder, decoder, 2, x_shape=(1, 4, 4))
+
+
+@checker
+def check_negative_elbo(negative_elbo):
+    """``negative_elbo(model, x) -> [B]``: -(log p(x|z) - KL(q(z|x) || p(z))) with one z ~ q(z|x) per image,
+    drawn with the reparameterization trick. Compared with ``-VAE.elbo`` on a small VAE: on average over
+    many draws (so any way of drawing the noise passes), and gradients must reach encoder and decoder."""
+    from gencourse.vae import gaussian_kl
+
+    model = _tiny_vae()
+    x = (torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    got = expect_tensor("negative_elbo", negative_elbo(model, x))
+    if got.numel() == 1:
+        raise ExerciseError(
+            "negative_elbo returned one number for the whole batch: return one value per image, shape [B] "
+            "(the training loop takes the mean)"
+        )
+    expect_tensor("negative_elbo", got, (4,))
+    if not got.requires_grad:
+        raise ExerciseError(
+            "negative_elbo carries no gradient, so training could not use it: compute it from the model's "
+            "outputs without .detach(), .item() or torch.no_grad"
+        )
+    got.sum().backward()
+    if model.encoder.net.weight.grad is None or model.encoder.net.weight.grad.abs().sum() == 0:
+        raise ExerciseError(
+            "no gradient reaches the encoder: draw z with your reparameterize(mu, logvar) from the encoder's "
+            "mu and logvar (not detached, not under torch.no_grad), and use them in the KL"
+        )
+    if model.decoder.net.weight.grad is None or model.decoder.net.weight.grad.abs().sum() == 0:
+        raise ExerciseError("no gradient reaches the decoder: score x with model.log_px_given_z(x, z)")
+
+    n = 20_000
+    xs = x.repeat(n, 1, 1, 1)  # row i * 4 + j is image j
+    with torch.no_grad():
+        torch.manual_seed(0)
+        values = expect_tensor("negative_elbo", negative_elbo(model, xs), (4 * n,)).view(n, 4)
+        torch.manual_seed(1)
+        reference = (-model.elbo(xs)).view(n, 4)
+        kl = gaussian_kl(*model.encode(x))
+    if values.std(0).max() < 1e-6:
+        raise ExerciseError(
+            "negative_elbo gives the same value on every call: z must be a random draw from q(z|x) "
+            "(your reparameterize(mu, logvar)), not mu itself"
+        )
+    mean, expected = values.mean(0), reference.mean(0)
+    tolerance = 5 * ((values.var(0) + reference.var(0)) / n).sqrt() + 1e-3
+    rec = kl - expected  # E_q[log p(x|z)], estimated
+
+    def near(candidate):
+        return bool(((mean - candidate).abs() <= tolerance).all())
+
+    if near(expected):
+        return "on average it matches -VAE.elbo, one value per image, and gradients reach encoder and decoder."
+    for candidate, why in [
+        (-expected, "it is the ELBO itself; the loss to minimise is its negative"),
+        (-rec - kl, "the KL has the wrong sign: the ELBO subtracts it from log p(x|z), so the negative ELBO adds it"),
+        (-rec, "the KL term is missing: add KL(q(z|x) || p(z)), your gaussian_kl of the encoder's mu and logvar"),
+    ]:
+        if near(candidate):
+            raise ExerciseError(f"negative_elbo is not right yet: {why}")
+    raise ExerciseError(
+        f"negative_elbo is not right yet: over {n} draws per image it averages "
+        f"{[round(v, 2) for v in mean.tolist()]} nats, -VAE.elbo averages {[round(v, 2) for v in expected.tolist()]}. "
+        "It should be -(log p(x|z) - KL(q(z|x) || p(z))), with z drawn from q(z|x) by your reparameterize "
+        "(sigma = exp(logvar / 2))"
+    )
 
 
 # ---- Notebook 05: VAEs on images, in depth ----

@@ -521,3 +521,136 @@ def test_use_falls_back_to_the_package_and_says_why(capsys, body, reason):
     out = capsys.readouterr().out
     assert out.startswith("using gencourse.vae.gaussian_kl (your gaussian_kl did not pass: ") and reason in out
     assert "Correct" not in out
+
+
+# ---- Notebook 01: the reference answers the notebook falls back on ----
+
+
+def test_01_reference_answers_pass_their_own_checks(capsys):
+    exercises.check_naive_bayes_sample(exercises.sample_naive_bayes)
+    exercises.check_langevin_step(exercises.langevin_step)
+    assert capsys.readouterr().out.count("Correct!") == 2
+
+
+def test_01_use_falls_back_to_the_reference_sampler_when_the_students_is_missing(capsys):
+    def sample_naive_bayes(theta, digit, n, generator=None):
+        raise NotImplementedError("your turn")
+
+    chosen = exercises.use(
+        exercises.check_naive_bayes_sample, sample_naive_bayes, fallback=exercises.sample_naive_bayes
+    )
+    assert chosen is exercises.sample_naive_bayes
+    assert capsys.readouterr().out.startswith("using gencourse.exercises.sample_naive_bayes (your sample_naive_bayes")
+
+
+def test_01_langevin_step_keeps_a_gaussian_stationary():
+    # for E(x) = x^2 / 2 (p = N(0, 1)) the chain's stationary variance is 1 / (1 - step / 4): about 1
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200_000, generator=g)
+    for _ in range(20):
+        x = exercises.langevin_step(x, x, 0.01, torch.randn(x.shape, generator=g))
+    assert abs(x.var().item() - 1) < 0.02
+
+
+# ---- Notebook 04: the negative ELBO the notebook's training loop uses ----
+
+
+def _04_negative_elbo(model, x, *, sign=1.0, kl_sign=1.0, sample=True, detach=False, sigma_power=0.5):
+    from gencourse import vae
+
+    mu, logvar = model.encode(x)
+    z = mu + torch.exp(sigma_power * logvar) * torch.randn_like(mu) if sample else mu
+    rec, kl = model.log_px_given_z(x, z.detach() if detach else z), vae.gaussian_kl(mu, logvar)
+    return -sign * (rec - kl_sign * kl)
+
+
+def test_04_check_negative_elbo_accepts_the_reference_and_any_way_of_drawing_the_noise(capsys):
+    from gencourse import vae
+
+    def other_noise(model, x):  # eps drawn with another shape, so another stream of random numbers
+        mu, logvar = model.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape[::-1]).T
+        return vae.gaussian_kl(mu, logvar) - model.log_px_given_z(x, z)
+
+    exercises.check_negative_elbo(_04_negative_elbo)
+    exercises.check_negative_elbo(exercises.negative_elbo)
+    exercises.check_negative_elbo(other_noise)
+    assert capsys.readouterr().out.count("Correct!") == 3
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda model, x: _04_negative_elbo(model, x, sign=-1.0), "the ELBO itself"),
+        (lambda model, x: _04_negative_elbo(model, x, kl_sign=-1.0), "the KL has the wrong sign"),
+        (lambda model, x: _04_negative_elbo(model, x, kl_sign=0.0), "the KL term is missing"),
+        (lambda model, x: _04_negative_elbo(model, x, sample=False), "the same value on every call"),
+        (lambda model, x: _04_negative_elbo(model, x).mean(), "one number for the whole batch"),
+        (lambda model, x: _04_negative_elbo(model, x, detach=True, kl_sign=0.0), "no gradient reaches the encoder"),
+        (lambda model, x: _04_negative_elbo(model, x).detach(), "carries no gradient"),
+        (lambda model, x: (lambda mu, lv: 0.5 * (mu**2 + lv.exp() - lv - 1).sum(-1))(*model.encode(x)), "decoder"),
+        (lambda model, x: _04_negative_elbo(model, x, sigma_power=1.0), "averages"),
+    ],
+)
+def test_04_check_negative_elbo_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_negative_elbo(wrong)
+
+
+def test_04_use_falls_back_to_the_reference_negative_elbo_when_the_students_is_missing(capsys):
+    def negative_elbo(model, x):
+        raise NotImplementedError("your turn")
+
+    chosen = exercises.use(exercises.check_negative_elbo, negative_elbo, fallback=exercises.negative_elbo)
+    assert chosen is exercises.negative_elbo
+    out = capsys.readouterr().out
+    assert out.startswith("using gencourse.exercises.negative_elbo (your negative_elbo did not pass: ")
+    assert "is not written yet" in out
+
+
+# ---- Notebook 02: the optimal discriminator, and the losses used by the inline training loop ----
+
+
+def test_02_check_optimal_discriminator_accepts_the_reference_and_the_package(capsys):
+    exercises.check_optimal_discriminator(lambda p_data, p_g: p_data / (p_data + p_g))
+    exercises.check_optimal_discriminator(gan.optimal_discriminator)
+    assert capsys.readouterr().out.count("Correct!") == 2
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda a, b: b / (a + b), "probability that x is \\*real\\*"),
+        (lambda a, b: a / b, "density ratio"),
+        (lambda a, b: a / (a + b).sum(), "not right yet"),
+        (lambda a, b: (a / (a + b)).mean(), "shape"),
+        (lambda a, b: torch.sigmoid(a - b) if a.dim() == 2 else a / (a + b), "\\[2, 3\\] grid"),
+    ],
+)
+def test_02_check_optimal_discriminator_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_optimal_discriminator(wrong)
+
+
+def test_02_use_picks_the_students_loss_or_the_package_and_both_train():
+    def discriminator_loss(real_logits, fake_logits):
+        raise NotImplementedError
+
+    def generator_loss_ns(fake_logits):
+        return F.softplus(-fake_logits).mean()
+
+    d_loss = exercises.use(exercises.check_discriminator_loss, discriminator_loss, fallback=gan.discriminator_loss)
+    g_loss = exercises.use(exercises.check_nonsaturating_loss, generator_loss_ns, fallback=gan.generator_loss)
+    assert d_loss is gan.discriminator_loss and g_loss is generator_loss_ns
+    real, fake = torch.tensor([1.0, 2.0]), torch.tensor([-1.0, 0.5])
+    assert torch.isclose(d_loss(real, fake), gan.discriminator_loss(real, fake, "nonsaturating"))
+    assert torch.isclose(g_loss(fake), gan.generator_loss(fake, "nonsaturating"))
+
+
+def test_use_says_so_when_it_is_given_the_package_version_again(capsys):
+    from gencourse import vae
+
+    assert exercises.use(exercises.check_gaussian_kl, vae.gaussian_kl, fallback=vae.gaussian_kl) is vae.gaussian_kl
+    assert capsys.readouterr().out == (
+        "using gencourse.vae.gaussian_kl (run the cell with your gaussian_kl again to use yours)\n"
+    )

@@ -14,7 +14,8 @@ from course_notebooks import REAL_NOTEBOOKS, course_notebook, install_checker, m
 from IPython.core.inputtransformer2 import TransformerManager
 
 import gencourse.exercises
-from gencourse.student import SolutionMarkerError, exercises
+from gencourse.config import colab_install_block, repository_url
+from gencourse.student import SolutionMarkerError, exercises, mark_for_nbgrader, nbgrader_metadata
 
 SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
 SECTION = re.compile(r"^##\s+(\d+)\.\s")
@@ -57,6 +58,28 @@ def _is_colab_guard(node) -> bool:
     )
 
 
+def colab_block_problems(guard: ast.If) -> list[str]:
+    """The Colab guard is :func:`gencourse.config.colab_install_block`: it installs the course from the address
+    where it is published (``Repository`` in pyproject.toml's ``[project.urls]``, the one place that holds it)
+    and says so when that address cannot be reached."""
+    url = repository_url()
+    strings = [n.value for n in ast.walk(guard) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    addresses = {a.rstrip("/") for s in strings for a in re.findall(r"https?://[^\s\"'{}]+", s)}
+    problems = [
+        f"the Colab guard installs from {address}, but the course is published at {url} "
+        "(pyproject.toml's [project.urls] Repository)"
+        for address in sorted(addresses - {url.rstrip("/")})
+    ]
+    expected = next(node for node in ast.parse(colab_install_block()).body if _is_colab_guard(node))
+    if ast.dump(guard) != ast.dump(expected):
+        problems.append(
+            "the Colab guard is not the course's install block (it must check that the address can be reached "
+            "before pip runs): replace it with the block that "
+            '`python -c "import gencourse.config as c; print(c.colab_install_block())"` prints'
+        )
+    return problems
+
+
 def setup_cell_problems(nb) -> list[str]:
     """The first code cell installs the package on Colab only, then imports it, seeds and describes."""
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
@@ -81,6 +104,7 @@ def setup_cell_problems(nb) -> list[str]:
             problems.append("the Colab guard must only pip-install gencourse (no else branch)")
         if gencourse_import is not None and gencourse_import < guard.lineno:
             problems.append("the first code cell imports gencourse before the Colab guard installs it")
+        problems += colab_block_problems(guard)
     if gencourse_import is None:
         problems.append("the first code cell does not import gencourse")
     calls = {ast.unparse(node.func).split(".")[-1] for node in ast.walk(tree) if isinstance(node, ast.Call)}
@@ -151,6 +175,26 @@ def exercise_problems(nb, name: str) -> list[str]:
     return problems
 
 
+def nbgrader_problems(nb, name: str) -> list[str]:
+    """A notebook that carries nbgrader metadata carries exactly what ``python -m gencourse.student --nbgrader``
+    writes: its exercise cells are nbgrader's solution cells, its check cells autograded tests, no other cell."""
+    if not any("nbgrader" in cell.metadata for cell in nb.cells):
+        return []
+    try:
+        exercises(nb, name)
+    except SolutionMarkerError:
+        return []  # reported by marker_problems
+    try:
+        wanted = nbgrader_metadata(nb, name)
+    except SolutionMarkerError as exc:
+        return [str(exc)]
+    return [
+        f"cell {i + 1} has outdated nbgrader metadata: run python -m gencourse.student --nbgrader notebooks/"
+        for i, cell in enumerate(nb.cells)
+        if cell.metadata.get("nbgrader") != wanted.get(i)
+    ]
+
+
 def slide_problems(nb) -> list[str]:
     """The title cell and each numbered section title ("## 1. ...") start a slide; sections are 1, 2, 3..."""
     problems = [
@@ -196,8 +240,57 @@ def notebook_problems(nb, name: str) -> list[str]:
         + setup_cell_problems(nb)
         + marker_problems(nb, name)
         + exercise_problems(nb, name)
+        + nbgrader_problems(nb, name)
         + slide_problems(nb)
     )
+
+
+# Lessons, not lab logs (LESSONS.md): markdown never quotes the benchmarks, the course's targets or earlier runs.
+LAB_LOG = re.compile(
+    r"benchmarks/|python -m benchmarks|\bbenchmark(s|ed)?\b|(the course|our)('s)? targets?\b|measured (in|on|with)\b"
+    r"|lecture profile,? (we|measured)|earlier run|in an earlier|results page measured",
+    re.IGNORECASE,
+)
+GOING_FURTHER = re.compile(r"^#+\s+Going further\b", re.IGNORECASE)
+MAIN_PATH_WORDS = {"07": 3100}  # about 2,500 words of markdown a lesson; 07 about 3,000
+# The notebooks rewritten as lessons so far; the others follow (then this becomes every notebook).
+LESSONS = ("01", "02", "03", "04")
+
+
+def main_path_cells(nb) -> list:
+    """The markdown cells before the first "Going further" section (the optional depth at the end)."""
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and GOING_FURTHER.match(cell.source.lstrip()):
+            break
+        cells.append(cell)
+    return [c for c in cells if c.cell_type == "markdown"]
+
+
+def prose(markdown: str) -> str:
+    """The words a student reads: an equation counts as one word, the generated run-time block as none."""
+    markdown = re.sub(r"<!-- run-time:start -->.*?<!-- run-time:end -->", " ", markdown, flags=re.S)
+    markdown = re.sub(r"\$\$.*?\$\$", " x ", markdown, flags=re.S)
+    return re.sub(r"\$[^$]*\$", " x ", markdown)
+
+
+def lesson_problems(nb, name: str) -> list[str]:
+    """A lesson's markdown quotes no benchmark, target or earlier run, its main path is about 2,500 words
+    (07: 3,000), and its "Going further" sections start collapsed."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown" or i == 0:  # the title cell's run time is generated
+            continue
+        hit = LAB_LOG.search(cell.source)
+        if hit:
+            problems.append(f"markdown cell {i} reads like a lab log ({hit.group(0)!r}); see LESSONS.md")
+        if GOING_FURTHER.match(cell.source.lstrip()) and not cell.metadata.get("jp-MarkdownHeadingCollapsed"):
+            problems.append(f'markdown cell {i} starts a "Going further" section that is not collapsed')
+    words = sum(len(prose(c.source).split()) for c in main_path_cells(nb))
+    limit = MAIN_PATH_WORDS.get(name[:2], 2600)
+    if words > limit:
+        problems.append(f"the main path has {words} words of markdown; a lesson has about {limit - 100}")
+    return problems
 
 
 def naming_problems(names: list[str]) -> list[str]:
@@ -225,6 +318,47 @@ def test_notebook_follows_the_course_conventions(path, monkeypatch):
         nb, name = nbformat.read(path, as_version=4), path.name
     problems = notebook_problems(nb, name)
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("path", [p for p in REAL_NOTEBOOKS if p.name[:2] in LESSONS], ids=lambda p: p.stem)
+def test_notebook_reads_as_a_lesson(path):
+    nb = nbformat.read(path, as_version=4)
+    problems = lesson_problems(nb, path.name)
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The benchmark measured 84% (`python -m benchmarks.diffusion`).",
+        "This meets the course's target of 80%.",
+        "In the lecture profile we measured 1.45 bits/dim.",
+        "An earlier run gave FID 25.",
+        "See benchmarks/results.md.",
+    ],
+)
+def test_a_lab_log_sentence_is_reported(text):
+    nb = course_notebook()
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(text))
+    assert any("reads like a lab log" in p for p in lesson_problems(nb, "00_demo.ipynb"))
+
+
+def test_prose_counts_an_equation_as_one_word_and_skips_the_run_time_block():
+    text = "Hence $$a + b\n= c$$ and $x_1$.\n<!-- run-time:start -->\n**Run time** about 5 s\n<!-- run-time:end -->"
+    assert prose(text).split() == ["Hence", "x", "and", "x", "."]
+
+
+def test_the_lesson_checks_pass_a_lesson_and_count_only_the_main_path():
+    nb = course_notebook()
+    assert lesson_problems(nb, "00_demo.ipynb") == []
+    nb.cells.append(nbformat.v4.new_markdown_cell("## Going further: more\n\n" + "word " * 3000))
+    assert lesson_problems(nb, "00_demo.ipynb") == [
+        f'markdown cell {len(nb.cells) - 1} starts a "Going further" section that is not collapsed'
+    ]
+    nb.cells[-1].metadata["jp-MarkdownHeadingCollapsed"] = True
+    assert lesson_problems(nb, "00_demo.ipynb") == []
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("word " * 3000))
+    assert any("the main path has" in p for p in lesson_problems(nb, "00_demo.ipynb"))
 
 
 def test_notebooks_are_numbered_in_order():
@@ -278,8 +412,16 @@ BROKEN = {
     "widget state": (_widget_state, "widget state"),
     "no colab guard": (_replace(1, 'if "google.colab" in sys.modules:', "if True:"), "lacks the Colab guard"),
     "guard does more": (
-        _replace(1, "        check=True,\n    )", "        check=True,\n    )\nelse:\n    pass"),
+        _replace(1, "check=True)\n", "check=True)\nelse:\n    pass\n"),
         "must only pip-install gencourse",
+    ),
+    "another address": (
+        _replace(1, f'REPOSITORY = "{repository_url()}"', 'REPOSITORY = "https://github.com/someone/else"'),
+        f"installs from https://github.com/someone/else, but the course is published at {repository_url()}",
+    ),
+    "no reachability check": (
+        _replace(1, "    if found.returncode != 0:\n", "    if False:\n"),
+        "must check that the address can be reached before pip runs",
     ),
     "import before guard": (
         _replace(1, "import subprocess\n", "import subprocess\nimport gencourse\n"),
@@ -300,6 +442,10 @@ BROKEN = {
         "cell 9 uses the student's double from exercise cell 7",
     ),
     "section not a slide": (_slide(5, "subslide"), 'cell 6 starts section 2: it needs slide_type "slide"'),
+    "stale nbgrader metadata": (
+        _set(4, "metadata", {"nbgrader": {"grade": True, "grade_id": "old", "locked": True, "points": 1}}),
+        "cell 5 has outdated nbgrader metadata",
+    ),
     "title not a slide": (_slide(0, "-"), 'the title cell needs slide_type "slide"'),
     "unknown slide type": (_slide(3, "fragmnet"), "cell 4 has slide_type 'fragmnet'"),
     "sections out of order": (_replace(5, "## 2.", "## 3."), "sections are numbered [1, 3]"),
@@ -318,6 +464,18 @@ def test_each_broken_convention_is_reported(case, monkeypatch):
     change(nb)
     problems = notebook_problems(nb, "00_demo.ipynb")
     assert any(expected in p for p in problems), problems
+
+
+def test_a_notebook_marked_for_nbgrader_follows_the_conventions(monkeypatch):
+    install_checker(monkeypatch)
+    nb = course_notebook()
+    assert mark_for_nbgrader(nb, "00_demo.ipynb")
+    assert notebook_problems(nb, "00_demo.ipynb") == []
+    nb.cells[6].source = nb.cells[6].source.replace("# END SOLUTION", "# end solution")
+    assert notebook_problems(nb, "00_demo.ipynb") == [
+        f"00_demo.ipynb, cell 7 (id {nb.cells[6].id!r}), line 6: nbgrader only finds solution markers written "
+        "exactly '# BEGIN SOLUTION' / '# END SOLUTION', not '# end solution'"
+    ]
 
 
 def test_rebinding_the_exercise_name_from_the_package_is_allowed(monkeypatch):

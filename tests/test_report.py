@@ -163,11 +163,17 @@ def test_the_title_run_time_follows_the_json():
     recorded["lecture"]["notebooks"]["05_vae_images"]["seconds"] = 61.0
     recorded["lecture"].setdefault("notebooks_cold", {})["05_vae_images"] = {"seconds": 540.0}
     text = report.run_time_text(recorded, "05", cached_models=True)
-    assert "lecture: about 61 s with the course's models cached, about 9.0 min on a first run" in text
-    assert "gencourse.pretrain --profile lecture" in text
+    assert "lecture about 61 s with the course's models cached, about 9.0 min on a first run" in text
+    assert "gencourse.pretrain --profile lecture" in text and "minutes each" not in text
+    del recorded["lecture"]["notebooks_cold"]
+    assert "a first run also trains the course's models (minutes each)" in report.run_time_text(recorded, "05", True)
     recorded["smoke"] = {}
     inline = report.run_time_text(recorded, "01", cached_models=False)
-    assert "smoke: not timed yet" in inline and "every model trained here" in inline and "pretrain" not in inline
+    assert "smoke" not in inline and "lecture about" in inline and "pretrain" not in inline
+    recorded["lecture"] = {}
+    assert report.run_time_text(recorded, "01", cached_models=False).startswith(
+        "**Run time** of the whole notebook: not timed yet;"
+    )
 
 
 def test_a_title_cell_without_its_run_time_block_is_refused():
@@ -178,3 +184,72 @@ def test_a_title_cell_without_its_run_time_block_is_refused():
         report.render_title_cell(cell, "new", "t")
         == "# T\n\n<!-- run-time:start -->\nnew\n<!-- run-time:end -->\n\nmore"
     )
+
+
+def _cost(full_minutes: float) -> dict:
+    cell = {
+        "trainings": 1,
+        "parameters": 376_000,
+        "batch_size": 64,
+        "steps": 20_000,
+        "flops_per_step": 7.4e9,
+        "train_flops": 1.48e14,
+        "gpu_minutes": full_minutes,
+        "cpu_minutes": None,
+    }
+    return {
+        "date": "2026-01-01T00:00:00+00:00",
+        "calibrated": False,
+        "machine": {"cpu": "AMD EPYC", "cores": 2, "torch": "2.14"},
+        "assumptions": {
+            "reference_gpu": "T4-class GPU",
+            "sustained_tflops": 3.0,
+            "overhead_us_per_operator": 20.0,
+            "full_budget_minutes": 10.0,
+        },
+        "models": {"gan_dcgan_mnist": {"notebook": "03", "profiles": {"lecture": cell, "full": cell}}},
+        "notebooks": {
+            "03": {"lecture": {"gpu_minutes": 1.0, "cpu_minutes": None}, "full": {"gpu_minutes": full_minutes}}
+        },
+    }
+
+
+def test_the_cost_section_renders_the_cost_json_and_flags_a_full_training_over_budget():
+    assert report.cost_section(None)[-2] == "Not computed yet: `python -m benchmarks.cost`."
+    fits = "\n".join(report.cost_section(_cost(4.0)))
+    assert "| 03 | 1.0 | 4.0 | yes | - |" in fits and "need `python -m benchmarks.cost --calibrate`" in fits
+    assert "| gan_dcgan_mnist | 03 | full | 376 k | 64 | 20000 | 7.4 G | 148 T | 4.0 | - |" in fits
+    assert "| 03 | 1.0 | 25.0 | **no** | - |" in "\n".join(report.cost_section(_cost(25.0)))
+
+
+def test_the_gpu_check_section_says_when_no_gpu_has_run_it():
+    assert "Not run on a GPU yet" in "\n".join(report.gpu_check_section(None))
+    check = {
+        "device": "Tesla T4",
+        "torch": "2.14",
+        "date": "2026-01-01T00:00:00+00:00",
+        "steps_timed": 50,
+        "batch_override": None,
+        "models": {
+            "ddpm_mnist": {
+                "notebook": "07",
+                "full": {
+                    "batch_size": 128,
+                    "steps_per_second": 8.0,
+                    "estimated_train_minutes": 83.3,
+                    "peak_memory_mb": 900,
+                },
+            }
+        },
+        "determinism": {"gan_dcgan_mnist": {"steps": 5, "equal": False, "max_abs_diff": 1e-6}},
+        "notebooks": {"ran": False, "note": "skipped: nbval not installed (pip install -e '.[test]')"},
+    }
+    text = "\n".join(report.gpu_check_section(check))
+    assert "Tesla T4, torch 2.14, 2026-01-01, 50 timed steps" in text
+    assert "| ddpm_mnist | 07 | full | 128 | 8.0 | 83.3 | 900 |" in text
+    assert "**different weights** (max difference 1e-06)" in text and "nbval not installed" in text
+
+
+def test_the_page_has_the_cost_and_gpu_sections():
+    page = report.render_page()
+    assert "\n## Training cost\n" in page and "\n## GPU check\n" in page
