@@ -33,6 +33,12 @@ def test_a_family_module_imports_no_other_family_and_no_recipe(family):
     assert not bad, f"gencourse/{family}.py imports {bad}: families stand apart; compose them in gencourse/recipes/"
 
 
+def test_downstream_evaluation_imports_no_family_and_no_recipe():
+    imported = imported_modules(ast.parse((ROOT / "gencourse" / "downstream.py").read_text()))
+    forbidden = {f"gencourse.{family}" for family in FAMILIES} | {"gencourse.recipes"}
+    assert not sorted(m for m in imported if any(m == f or m.startswith(f + ".") for f in forbidden))
+
+
 def test_the_design_check_sees_imports_inside_functions():
     tree = ast.parse("def f():\n    from gencourse.vae import mnist_vae\n")
     assert "gencourse.vae" in imported_modules(tree)
