@@ -93,3 +93,15 @@ def range_fix(lo: float, hi: float, low: float, high: float) -> str:
     if (low, high) == (-1, 1) and lo >= 0 and hi <= 255:
         return ": pixels in [0, 255]? Use x / 127.5 - 1 (ImageData.tensors('symmetric') gives [-1, 1])"
     return ""
+
+
+def on_device_of(module: torch.nn.Module, *tensors):
+    """``tensors`` moved to the device of ``module``'s weights (``None`` passes through; a module without
+    weights leaves them where they are). The models' methods that take data call it, so that a model on a
+    GPU accepts the CPU tensors a notebook holds; what they return lives on the model's device."""
+    weight = next(module.parameters(), None)
+    if weight is None:
+        return tensors if len(tensors) != 1 else tensors[0]
+    device = weight.device
+    moved = tuple(t.to(device) if isinstance(t, torch.Tensor) and t.device != device else t for t in tensors)
+    return moved if len(moved) != 1 else moved[0]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from gencourse.checks import check_count, check_values
+from gencourse.checks import check_count, check_values, on_device_of
 
 SCHEDULES = ("linear", "cosine")
 
@@ -504,7 +504,7 @@ class Diffusion(nn.Module):
         """:func:`ddpm_loss` of a batch ``x0`` ``[B, *shape]`` (finite; within [-clip, clip] when ``clip``
         is set, since the sampler can only produce such data; refused with an error otherwise)."""
         _check_data(self, x0, "x0", self.clip)
-        y = y if self.num_classes else None
+        x0, y = on_device_of(self, x0, y if self.num_classes else None)
         return ddpm_loss(self.net, x0, self.schedule, y=y, p_uncond=self.p_uncond, min_snr=self.min_snr)
 
     def sample(
@@ -555,7 +555,8 @@ class FlowMatching(nn.Module):
 
     def loss(self, x1: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         _check_data(self, x1, "x1")
-        return flow_matching_loss(self.net, x1, y if self.num_classes else None, p_uncond=self.p_uncond)
+        x1, y = on_device_of(self, x1, y if self.num_classes else None)
+        return flow_matching_loss(self.net, x1, y, p_uncond=self.p_uncond)
 
     def sample(
         self,

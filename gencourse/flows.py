@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencourse.checks import check_count, check_float, check_values
+from gencourse.checks import check_count, check_float, check_values, on_device_of
 from gencourse.data import dequantize, inverse_logit_transform, logit_transform
 from gencourse.nn import MLP
 
@@ -236,6 +236,7 @@ class Flow(nn.Module):
         self.shape = tuple(shape)
 
     def forward(self, x):
+        x = on_device_of(self, x)  # data on the CPU meets a flow on a GPU: z and log_det live on the flow's device
         log_det = x.new_zeros(len(x))
         for layer in self.layers:
             x, ld = layer(x)
@@ -243,13 +244,14 @@ class Flow(nn.Module):
         return x, log_det
 
     def inverse(self, z):
+        z = on_device_of(self, z)
         for layer in reversed(self.layers):
             z = layer.inverse(z)
         return z
 
     def trajectory(self, x) -> list[torch.Tensor]:
         """``[x, h_1, ..., z]``: the input after each layer (to watch data turn into noise)."""
-        out = [x]
+        out = [on_device_of(self, x)]
         for layer in self.layers:
             out.append(layer(out[-1])[0])
         return out

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencourse.checks import check_count, check_labels, check_values
+from gencourse.checks import check_count, check_labels, check_values, on_device_of
 from gencourse.data import binarize, mnist
 from gencourse.nn import MLP, ConvDecoder, ConvEncoder
 
@@ -102,20 +102,20 @@ class Autoencoder(nn.Module):
         self.decoder = Conditional(MLP(code_dim, dim, tuple(reversed(hidden)), act), out_shape=self.x_shape)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The code ``[B, code_dim]`` of ``x`` ``[B, *x_shape]`` in [0, 1]."""
+        """The code ``[B, code_dim]`` of ``x`` ``[B, *x_shape]`` in [0, 1] (on the model's device)."""
         _check_x(self, x)
-        return self.encoder(x)
+        return self.encoder(on_device_of(self, x))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """The reconstruction ``[B, *x_shape]`` in [0, 1] of ``code`` ``[B, code_dim]``."""
-        return torch.sigmoid(self.decoder(code))
+        return torch.sigmoid(self.decoder(on_device_of(self, code)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction loss per example ``[B]``: -sum_pixels [x log x_hat + (1 - x) log(1 - x_hat)]."""
-        return -bernoulli_log_prob(x, self.decoder(self.encode(x)))
+        return -bernoulli_log_prob(on_device_of(self, x), self.decoder(self.encode(x)))
 
 
 def _check_x(model: Autoencoder | VAE, x: torch.Tensor) -> None:
@@ -225,18 +225,19 @@ class VAE(nn.Module):
             return None
         if y is None:
             raise ValueError(f"this conditional VAE needs labels y [B] in 0..{self.num_classes - 1}")
-        return F.one_hot(check_labels(y, self.num_classes, n, "y").long(), self.num_classes).float()
+        y = on_device_of(self, check_labels(y, self.num_classes, n, "y"))
+        return F.one_hot(y.long(), self.num_classes).float()
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x): ``(mu, logvar)``, each ``[B, latent_dim]``, for ``x`` ``[B, *x_shape]`` (in [0, 1] for a
         Bernoulli decoder; anything else, NaN or a wrong dtype or shape, is refused with an error)."""
         _check_x(self, x)
-        mu, logvar = self.encoder(x, self._condition(y, len(x))).chunk(2, dim=1)
+        mu, logvar = self.encoder(on_device_of(self, x), self._condition(y, len(x))).chunk(2, dim=1)
         return mu, logvar
 
     def decoder_output(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's raw output ``[B, *x_shape]``: Bernoulli logits or the Gaussian mean."""
-        return self.decoder(z, self._condition(y, len(z)))
+        return self.decoder(on_device_of(self, z), self._condition(y, len(z)))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x|z]: the mean of p(x|z) ``[B, *x_shape]`` (pixel probabilities in [0, 1] for Bernoulli)."""
@@ -246,6 +247,7 @@ class VAE(nn.Module):
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x|z) ``[B]``, summed over pixels."""
         out = self.decoder_output(z, y)
+        x = on_device_of(self, x)
         if self.likelihood == "bernoulli":
             return bernoulli_log_prob(x, out)
         return log_normal(x, out, (2 * self.log_sigma).expand_as(out))
@@ -269,6 +271,7 @@ class VAE(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * eps
         log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
         log_qz = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)
+        x = on_device_of(self, x)
         xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
         ys = None if y is None else y.unsqueeze(0).expand(k, -1).reshape(-1)
         log_px = self.log_px_given_z(xs, z.reshape(-1, self.latent_dim), ys).view(k, -1)

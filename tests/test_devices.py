@@ -232,6 +232,68 @@ def test_the_simulated_accelerator_refuses_what_a_gpu_refuses(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
+# The models' methods that take data accept it where a notebook holds it: on the CPU
+# ---------------------------------------------------------------------------------------------
+
+
+def _data_methods():
+    """(name, make the model, call) for every public method of the course's model classes that takes data:
+    each call gets CPU tensors, as a notebook's test images are."""
+    x01, y = torch.rand(3, 1, 28, 28), torch.tensor([0, 1, 2])
+
+    def vae_model():
+        return vae.VAE.mlp(latent_dim=2, hidden=(16,))
+
+    def cvae():
+        return vae.VAE.mlp(latent_dim=2, hidden=(16,), num_classes=3)
+
+    def ae():
+        return vae.Autoencoder(code_dim=2, hidden=(16,))
+
+    def flow():
+        return flows.coupling_flow_2d(num_layers=2, hidden=8)
+
+    def ddpm():
+        settings = recipes.diffusion.ddpm_settings(ch=8, num_classes=3)
+        return diffusion.Diffusion(
+            recipes.diffusion.mnist_diffusion_model(settings).net, diffusion.NoiseSchedule(10), (1, 28, 28), clip=1.0
+        )
+
+    return [
+        ("VAE.encode", vae_model, lambda m: m.encode(x01)[0]),
+        ("VAE.decode", vae_model, lambda m: m.decode(torch.randn(3, 2))),
+        ("VAE.elbo", vae_model, lambda m: m.elbo(x01)),
+        ("VAE.elbo_terms", vae_model, lambda m: m.elbo_terms(x01)[0]),
+        ("VAE.log_px_given_z", vae_model, lambda m: m.log_px_given_z(x01, torch.randn(3, 2))),
+        ("VAE.iwae_bound", vae_model, lambda m: m.iwae_bound(x01, 4)),
+        ("VAE.reconstruct", vae_model, lambda m: m.reconstruct(x01)),
+        ("conditional VAE.elbo", cvae, lambda m: m.elbo(x01, y)),
+        ("conditional VAE.iwae_bound", cvae, lambda m: m.iwae_bound(x01, 4, y)),
+        ("conditional VAE.decode", cvae, lambda m: m.decode(torch.randn(3, 2), y)),
+        ("Autoencoder.encode", ae, lambda m: m.encode(x01)),
+        ("Autoencoder.decode", ae, lambda m: m.decode(torch.randn(3, 2))),
+        ("Autoencoder.forward", ae, lambda m: m(x01)),
+        ("Autoencoder.loss", ae, lambda m: m.loss(x01)),
+        ("Flow.forward", flow, lambda m: m(torch.randn(3, 2))[1]),
+        ("Flow.inverse", flow, lambda m: m.inverse(torch.randn(3, 2))),
+        ("Flow.log_prob", flow, lambda m: m.log_prob(torch.randn(3, 2))),
+        ("Flow.trajectory", flow, lambda m: m.trajectory(torch.randn(3, 2))[-1]),
+        ("Diffusion.loss", ddpm, lambda m: m.loss(2 * x01 - 1, y)),
+    ]
+
+
+@pytest.mark.parametrize("case", _data_methods(), ids=lambda case: case[0])
+def test_a_model_on_the_device_takes_cpu_data_and_answers_on_its_device(case, monkeypatch):
+    """``model.elbo(x_test)`` with the model on a GPU and ``x_test`` on the CPU works, as ``sample`` does: the
+    model moves the data to its device; the result lives there (``.cpu()`` brings it back)."""
+    _, make, call = case
+    with simulated_accelerator(monkeypatch) as dev:
+        out = call(make().to(dev))
+        assert out.device == dev
+        assert torch.isfinite(out.cpu()).all()
+
+
+# ---------------------------------------------------------------------------------------------
 # Every course model: trained through device() (load_or_train), sampled, evaluated
 # ---------------------------------------------------------------------------------------------
 
@@ -395,7 +457,6 @@ COURSE_MODEL_CASES = {
     "flow_toy2d": _toy_flow,
     "flow_mnist": _mnist_flow,
     "ddpm_mnist": _ddpm(recipes.diffusion.mnist_ddpm),
-    "ddpm_mnist_cfg": _ddpm(recipes.diffusion.mnist_ddpm_guided),
     "ddpm_ddim_invert": _ddim_invert,
     "latent_diffusion_mnist": _latent_diffusion,
 }
