@@ -113,7 +113,6 @@ def course_models() -> list[Model]:
         ),
         Model("flow_mnist", "06", R.flows.mnist_flow),
         Model("ddpm_mnist", "07", R.diffusion.mnist_ddpm),
-        Model("ddpm_mnist_cfg", "07", R.diffusion.mnist_ddpm_guided),
         Model("latent_diffusion_mnist", "07", R.diffusion.mnist_latent_diffusion, note="plus vae_mnist if uncached"),
     ]
 

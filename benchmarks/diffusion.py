@@ -16,7 +16,7 @@ feature space, Inception Score, precision, recall, confident fraction, digits pr
   full DDPM ancestral sampler (T steps) against 50-step DDIM with eta = 0 and eta = 1, on ``--n-ddpm``
   (1000) samples each (FID depends on the number of samples): the speed-up and the ratio of the FIDs, and
   50-step DDIM at a few autoguidance weights on the same number of samples;
-- ``ddpm_mnist_cfg``: classifier-free guidance at several scales on ``--n-ddpm`` samples: how often the judge
+- ``ddpm_mnist`` with labels: classifier-free guidance at several scales on ``--n-ddpm`` samples: how often the judge
   sees the requested digit, and the within-class diversity (mean distance between judge features of
   samples of one class);
 - ``latent_diffusion_mnist``: 50-step DDIM samples of the latent diffusion model and their cost.
@@ -162,7 +162,7 @@ def guided_rows(n_ddpm: int, batch: int) -> dict:
 
     from gencourse import metrics, recipes
 
-    guided, guided_history = recipes.diffusion.mnist_ddpm_guided()
+    guided, guided_history = recipes.diffusion.mnist_ddpm()
     judge, rows = metrics.judge(), {}
     per_class = max(1, n_ddpm // 10)
     wanted = torch.arange(10).repeat_interleave(per_class)
@@ -173,7 +173,7 @@ def guided_rows(n_ddpm: int, batch: int) -> dict:
         accuracy = (judge.predict(x) == wanted).float().mean().item()
         scores = metrics.evaluate_samples(x)
         print(f"guidance w = {w}: requested digit {accuracy:.3f}, diversity {diversity:.2f}, FID {scores['fid']:.2f}")
-        rows[f"ddpm_mnist_cfg (w={w:g}, DDIM 50)"] = row(
+        rows[f"ddpm_mnist (classifier-free guidance w={w:g}, DDIM 50)"] = row(
             scores,
             seconds,
             len(wanted),

@@ -34,17 +34,16 @@ N_TRAIN = {"smoke": 2048, "lecture": None, "full": None}
 @pytest.mark.parametrize("profile", ["smoke", "lecture", "full"])
 def test_settings_build_in_every_profile_are_frozen_and_show_every_field(monkeypatch, profile):
     monkeypatch.setenv("GENCOURSE_PROFILE", profile)
-    ddpm, guided = R.mnist_ddpm_settings(), R.guided_ddpm_settings()
+    ddpm = R.mnist_ddpm_settings()
     latent = R.latent_diffusion_settings(torch.nn.Linear(2, 2))
-    for settings in (ddpm, guided, latent):
+    for settings in (ddpm, latent):
         assert_frozen_and_documented(settings)
         assert (settings.lr_schedule, settings.warmup) == ("one_cycle", 0.05)
         assert (settings.ema, settings.n_train) == (EMA[profile], N_TRAIN[profile])
-    for settings in (ddpm, guided):
-        assert {k: getattr(settings, k) for k in DDPM[profile]} == DDPM[profile]
-        assert settings.min_snr == 5.0
-    assert (ddpm.num_classes, ddpm.p_uncond, ddpm.weak_at) == (None, 0.0, 0.1)
-    assert (guided.num_classes, guided.p_uncond, guided.weak_at) == (10, 0.2, None)
+    assert {k: getattr(ddpm, k) for k in DDPM[profile]} == DDPM[profile]
+    assert ddpm.min_snr == 5.0
+    # one model for unconditional sampling, classifier-free guidance (labels dropped) and autoguidance (weak_at)
+    assert (ddpm.num_classes, ddpm.p_uncond, ddpm.weak_at) == (10, 0.2, 0.1)
     assert {k: getattr(latent, k) for k in LATENT[profile]} == LATENT[profile]
 
 
@@ -76,12 +75,8 @@ KEYS_BEFORE_THE_EMA_FIX = {
 @pytest.mark.parametrize("profile", ["smoke", "lecture", "full"])
 def test_models_cached_before_the_ema_fix_are_not_loaded(monkeypatch, profile):
     monkeypatch.setenv("GENCOURSE_PROFILE", profile)
-    keys = {
-        "ddpm_mnist": config_hash("ddpm_mnist", R.mnist_ddpm_settings()),
-        "ddpm_mnist_cfg": config_hash("ddpm_mnist_cfg", R.guided_ddpm_settings()),
-    }
-    for name, old in KEYS_BEFORE_THE_EMA_FIX[profile].items():
-        assert keys[name] != old, name
+    key = config_hash("ddpm_mnist", R.mnist_ddpm_settings())
+    assert key not in KEYS_BEFORE_THE_EMA_FIX[profile].values()
 
 
 def test_the_latent_settings_change_with_the_vae():
@@ -97,23 +92,23 @@ def test_the_latent_settings_change_with_the_vae():
 
 def test_the_registered_names_and_calls():
     assert recipes.COURSE_MODELS["ddpm_mnist"] is R.mnist_ddpm
-    assert recipes.COURSE_MODELS["ddpm_mnist_cfg"] is R.mnist_ddpm_guided
     assert recipes.COURSE_MODELS["latent_diffusion_mnist"] is R.mnist_latent_diffusion
     calls = recipes.course_model_calls(
-        {name: recipes.COURSE_MODELS[name] for name in ("ddpm_mnist", "ddpm_mnist_cfg", "latent_diffusion_mnist")}
+        {name: recipes.COURSE_MODELS[name] for name in ("ddpm_mnist", "latent_diffusion_mnist")}
     )
-    assert list(calls) == ["ddpm_mnist", "ddpm_mnist_cfg", "latent_diffusion_mnist"]
+    assert list(calls) == ["ddpm_mnist", "latent_diffusion_mnist"]
+    assert not any(name.startswith("ddpm") and name != "ddpm_mnist" for name in recipes.COURSE_MODELS)
 
 
 def test_the_models_are_built_as_their_settings_say():
     ddpm = R.mnist_diffusion_model(R.mnist_ddpm_settings())
     assert isinstance(ddpm, Diffusion) and ddpm.shape == (1, 28, 28) and ddpm.clip == 1.0
     assert (ddpm.schedule.T, ddpm.schedule.kind, ddpm.min_snr) == (100, "cosine", 5.0)
-    assert ddpm.net.patch == 2 and ddpm.num_classes is None
-    assert ddpm.weak is not None and type(ddpm.weak) is type(ddpm.net)
+    assert ddpm.net.patch == 2 and ddpm.num_classes == 10 and ddpm.p_uncond == 0.2
+    assert ddpm.weak is not None and type(ddpm.weak) is type(ddpm.net) and ddpm.weak.num_classes == 10
     assert ddpm.net.stem[1].weight.is_contiguous(memory_format=torch.channels_last)
-    guided = R.mnist_diffusion_model(R.guided_ddpm_settings())
-    assert guided.num_classes == 10 and guided.p_uncond == 0.2 and guided.weak is None
+    plain = R.mnist_diffusion_model(R.ddpm_settings())
+    assert plain.num_classes is None and plain.p_uncond == 0.0 and plain.weak is None
 
 
 def test_the_weak_model_is_the_average_of_the_weights_after_its_step(tmp_cache, monkeypatch):

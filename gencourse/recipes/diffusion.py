@@ -1,6 +1,7 @@
-"""The course's diffusion models (notebook 07): a DDPM on MNIST that keeps a weak copy of itself for
-autoguidance, a class-conditional one for classifier-free guidance, and latent diffusion in the latent
-space of the course's MNIST VAE (``gencourse.recipes.vae.mnist_vae``).
+"""The course's diffusion models (notebook 07): one class-conditional DDPM on MNIST, trained with label
+dropout so that it is also an unconditional model, that keeps a weak copy of itself for autoguidance
+(one model serves unconditional sampling, classifier-free guidance and autoguidance), and latent
+diffusion in the latent space of the course's MNIST VAE (``gencourse.recipes.vae.mnist_vae``).
 
     from gencourse import recipes
     recipes.diffusion.mnist_ddpm_settings()      # the settings, as a table
@@ -91,13 +92,10 @@ def ddpm_settings(**overrides) -> DDPMSettings:
 
 
 def mnist_ddpm_settings() -> DDPMSettings:
-    """The settings of :func:`mnist_ddpm`: unconditional, with a weak model 10% into training."""
-    return ddpm_settings(weak_at=0.1)
-
-
-def guided_ddpm_settings() -> DDPMSettings:
-    """The settings of :func:`mnist_ddpm_guided`: told the digit, with 20% of the labels dropped."""
-    return ddpm_settings(num_classes=10, p_uncond=0.2)
+    """The settings of :func:`mnist_ddpm`: told the digit, with 20% of the labels dropped (so it also
+    learns the unconditional model that classifier-free guidance needs), and a weak model 10% into
+    training for autoguidance."""
+    return ddpm_settings(num_classes=10, p_uncond=0.2, weak_at=0.1)
 
 
 def mnist_diffusion_model(settings: DDPMSettings) -> Diffusion:
@@ -159,19 +157,13 @@ def train_mnist_diffusion(name: str, settings: DDPMSettings) -> tuple[Diffusion,
 
 @course_model("ddpm_mnist")
 def mnist_ddpm():
-    """Notebook 07's DDPM on MNIST: a small U-Net noise predictor, images in [-1, 1] (``sample`` returns
-    that range: ``gencourse.data.from_symmetric`` maps it to [0, 1]). Its ``weak`` model, for
-    ``sample(n, autoguidance=a)``, is its own averaged weights 10% into training
+    """Notebook 07's DDPM on MNIST: a small U-Net noise predictor with a label embedding, images in
+    [-1, 1] (``sample`` returns that range: ``gencourse.data.from_symmetric`` maps it to [0, 1]).
+    Trained with 20% of the labels dropped, it is three models in one: ``sample(n)`` is unconditional,
+    ``sample(n, y=labels)`` conditional, ``sample(n, y=labels, guidance=w)`` classifier-free guidance.
+    Its ``weak`` model, for ``sample(n, autoguidance=a)``, is its own averaged weights 10% into training
     (:func:`mnist_ddpm_settings`)."""
     return train_mnist_diffusion("ddpm_mnist", mnist_ddpm_settings())
-
-
-@course_model("ddpm_mnist_cfg")
-def mnist_ddpm_guided():
-    """Notebook 07's class-conditional DDPM for classifier-free guidance: the same U-Net with a label
-    embedding, trained with 20% of the labels dropped so it is also an unconditional model
-    (:func:`guided_ddpm_settings`)."""
-    return train_mnist_diffusion("ddpm_mnist_cfg", guided_ddpm_settings())
 
 
 # ---------------------------------------------------------------------------------------------
