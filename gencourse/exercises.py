@@ -595,6 +595,15 @@ def check_negative_elbo(negative_elbo):
 
 # ---- Notebook 05: VAEs on images, in depth ----
 
+# The IWAE exercise falls back on gencourse.vae.log_mean_exp; the free-bits penalty lives inside
+# gencourse.vae.elbo_loss, so its reference answer, the one notebook 05 falls back on through `use`, is here.
+
+
+def free_bits_kl(kl: torch.Tensor, lam: float) -> torch.Tensor:
+    """The free-bits KL penalty (Kingma et al., 2016), as in :func:`gencourse.vae.elbo_loss`:
+    sum_j max(lam, KL_j) with KL_j the batch mean of dimension j's KL; ``kl`` ``[B, d]`` -> scalar."""
+    return kl.mean(0).clamp(min=lam).sum()
+
 
 @checker
 def check_iwae_bound(iwae_bound):
@@ -651,6 +660,25 @@ def check_free_bits_kl(free_bits_kl):
 
 
 # ---- Notebook 06: Normalizing flows ----
+
+# The reference answers that notebook 06 falls back on through `use` (the package's own layer, AffineCoupling,
+# is a module with a soft clamp, not this plain function); the bits/dim's reference is
+# gencourse.flows.dequantized_bits_per_dim.
+
+
+def lognormal_log_prob(x: torch.Tensor) -> torch.Tensor:
+    """log p(x) ``[N]`` for x = exp(z), z ~ N(0, 1), by the change of variables with the inverse z = log x:
+    log N(log x; 0, 1) + log|d(log x)/dx| = log N(log x; 0, 1) - log x."""
+    return torch.distributions.Normal(0.0, 1.0).log_prob(x.log()) - x.log()
+
+
+def affine_coupling(x: torch.Tensor, mask: torch.Tensor, net):
+    """``(y, log_det)`` of an affine coupling layer on ``x`` ``[B, D]`` with a 0/1 ``mask`` ``[D]``:
+    (s, t) = net(mask * x), y = mask * x + (1 - mask) * (x * exp(s) + t), and log_det ``[B]`` = the sum of s
+    where mask == 0 (the Jacobian is triangular, with diagonal 1 where mask == 1 and exp(s) elsewhere)."""
+    s, t = net(x * mask)
+    y = x * mask + (1 - mask) * (x * torch.exp(s) + t)
+    return y, ((1 - mask) * s).sum(dim=1)
 
 
 @checker
@@ -817,27 +845,69 @@ def check_q_sample(q_sample):
     return "x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps for every t and both schedules."
 
 
-@checker
-def check_ddpm_step(ddpm_step):
-    """``ddpm_step(x_t, eps, t, schedule, z) -> x_{t-1}``: Algorithm 2 of Ho et al. with sigma_t^2 = beta_t."""
+def _float64_schedule(T: int, kind: str):
+    """A :class:`~gencourse.diffusion.NoiseSchedule` whose tensors are float64 and consistent
+    (alphas = 1 - betas, alphas_cumprod their product), so that every correct way of writing a step
+    agrees to many digits: in float32, 1 - abar_t loses most of its digits near t = 0."""
     from gencourse.diffusion import NoiseSchedule
 
+    schedule = NoiseSchedule(T, kind)
+    schedule.betas = schedule.betas.double()
+    schedule.alphas = 1 - schedule.betas
+    schedule.alphas_cumprod = torch.cumprod(schedule.alphas, 0)
+    return schedule
+
+
+def ddpm_step(x_t, eps, t, schedule, z):
+    """Notebook 07's reverse step in the exercise's signature (the reference the notebook falls back on):
+    x_{t-1} = mu_theta(x_t, t) + sqrt(beta_t) z, no noise at t = 0 (:func:`gencourse.diffusion.ddpm_step`)."""
+    from gencourse.diffusion import ddpm_step as package_step
+
+    return package_step(x_t, eps, t, schedule, noise=z)
+
+
+@checker
+def check_ddpm_step(ddpm_step):
+    """``ddpm_step(x_t, eps, t, schedule, z) -> x_{t-1}``: the posterior mean mu~_t(x_t, x0_hat) plus
+    sqrt(beta_t) z (Algorithm 2 of Ho et al.), in either of its two algebraically equal forms."""
     g = torch.Generator().manual_seed(11)
-    schedule = NoiseSchedule(1000, "linear")
+    schedule = _float64_schedule(1000, "linear")
     for t in (999, 500, 37, 1, 0):
-        x_t, eps, z = (torch.randn(4, 1, 5, 5, generator=g) for _ in range(3))
+        x_t, eps, z = (torch.randn(4, 1, 5, 5, generator=g, dtype=torch.float64) for _ in range(3))
         got = ddpm_step(x_t.clone(), eps.clone(), t, schedule, z.clone())
         beta, alpha, abar = schedule.betas[t], schedule.alphas[t], schedule.alphas_cumprod[t]
+        abar_prev = schedule.alphas_cumprod[t - 1] if t > 0 else torch.ones((), dtype=torch.float64)
         noise = beta.sqrt() * z if t > 0 else torch.zeros_like(z)
         right_coef = beta / (1 - abar).sqrt()
 
         def mean(divide_by=alpha, eps_coef=right_coef, sign=-1, x_t=x_t, eps=eps):
             return (x_t + sign * eps_coef * eps) / divide_by.sqrt()
 
+        def posterior_mean(prev=abar_prev, divide=True, swap=False, x_t=x_t, eps=eps, abar=abar, beta=beta):
+            x0_hat = (x_t - (1 - abar).sqrt() * eps) / (abar.sqrt() if divide else 1)
+            a, b = prev.sqrt() * beta / (1 - abar), (1 - beta).sqrt() * (1 - prev) / (1 - abar)
+            return b * x0_hat + a * x_t if swap else a * x0_hat + b * x_t
+
+        posterior_var = (1 - abar_prev) / (1 - abar) * beta
         mistakes = [
             ("no noise is added: x_{t-1} = mean + sigma_t z with sigma_t = sqrt(beta_t) (except at t = 0).", mean()),
             ("at t = 0 the last step returns the mean, without noise.", mean() + beta.sqrt() * z),
             ("sigma_t is a standard deviation: add sqrt(beta_t) * z, not beta_t * z.", mean() + noise * beta.sqrt()),
+            (
+                "sigma_t^2 is beta_t in this exercise (as in Ho et al.'s Algorithm 2), not the posterior's "
+                "variance beta~_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t.",
+                mean() + posterior_var.sqrt() * z,
+            ),
+            (
+                "at t = 0, abar_{t-1} is 1 (nothing is noised before the first step), but alphas_cumprod[t - 1] "
+                "is alphas_cumprod[-1], the LAST step: use schedule.abar(t - 1).",
+                posterior_mean(prev=schedule.alphas_cumprod[-1]),
+            ),
+            (
+                "x0_hat divides by sqrt(abar_t): x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t).",
+                posterior_mean(divide=False) + noise,
+            ),
+            ("the coefficients of x0_hat and x_t in mu~_t are swapped.", posterior_mean(swap=True) + noise),
             ("the mean divides by sqrt(alpha_t) (this step), not sqrt(abar_t).", mean(divide_by=abar) + noise),
             (
                 "the noise term in the mean is beta_t / sqrt(1 - abar_t) * eps, not sqrt(1 - abar_t) * eps.",
@@ -845,6 +915,139 @@ def check_ddpm_step(ddpm_step):
             ),
             ("the predicted noise is to be subtracted from x_t, not added.", mean(sign=1) + noise),
         ]
-        hint = "x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z; no noise at t = 0."
+        hint = (
+            "x_{t-1} = mu~_t(x_t, x0_hat) + sqrt(beta_t) z with x0_hat = (x_t - sqrt(1 - abar_t) eps) / "
+            "sqrt(abar_t); no noise at t = 0."
+        )
         _diagnose(f"ddpm_step at t={t}", got, mean() + noise, mistakes, hint)
-    return "one reverse step matches Algorithm 2 of Ho et al. (2020), including the noiseless last step."
+    return (
+        "one reverse step matches Algorithm 2 of Ho et al. (2020): the posterior mean at the network's "
+        "x0_hat, plus sqrt(beta_t) z, and no noise on the last step."
+    )
+
+
+def guided_eps(eps_cond, eps_uncond, w):
+    """Notebook 07's classifier-free guidance combination (the reference the notebook falls back on):
+    eps_uncond + w (eps_cond - eps_uncond), see :func:`gencourse.diffusion.guided`."""
+    return eps_uncond + w * (eps_cond - eps_uncond)
+
+
+@checker
+def check_guided_eps(guided_eps):
+    """``guided_eps(eps_cond, eps_uncond, w)``: the noise prediction whose score is
+    grad log q_t(x_t) + w grad log q_t(y | x_t)."""
+    g = torch.Generator().manual_seed(13)
+    for w in (3.0, 0.0, 1.0, 0.5):
+        cond, uncond = (torch.randn(4, 1, 5, 5, generator=g) for _ in range(2))
+        got = guided_eps(cond.clone(), uncond.clone(), w)
+        mistakes = [
+            (
+                "the two predictions have swapped roles: w = 0 must give the unconditional model and w = 1 the "
+                "conditional one.",
+                cond + w * (uncond - cond),
+            ),
+            (
+                "that is (1 + w) eps_cond - w eps_uncond, Ho & Salimans's way of writing it, where w = 0 is "
+                "the conditional model; here w = 1 must give the conditional model and w = 0 the unconditional one.",
+                (1 + w) * cond - w * uncond,
+            ),
+            (
+                "the classifier's score is a difference, grad log q_t(x_t | y) - grad log q_t(x_t): subtract the "
+                "unconditional prediction inside the bracket.",
+                uncond + w * cond,
+            ),
+            ("only the conditional prediction is scaled: where is the unconditional model's score?", w * cond),
+        ]
+        hint = (
+            "the score of q_t(x_t) q_t(y | x_t)^w is grad log q_t(x_t) + w grad log q_t(y | x_t); write the "
+            "classifier's score with Bayes' rule, then turn scores into noise predictions (a common factor "
+            "-sqrt(1 - abar_t))."
+        )
+        _diagnose(f"guided_eps with w={w:g}", got, uncond + w * (cond - uncond), mistakes, hint)
+    return "eps_uncond + w (eps_cond - eps_uncond): w = 0 is the unconditional model, w = 1 the conditional one."
+
+
+class _RecordingVelocity(torch.nn.Module):
+    """v(x, t) = a x + t (``a`` a learnable float64 scalar) that records the (x_t, t) it is called with."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+        self.calls = []
+
+    def forward(self, x, t, y=None):
+        t = torch.as_tensor(t)
+        if t.shape != (len(x),):
+            raise ExerciseError(
+                f"call net(x_t, t) with one time per example, t of shape [{len(x)}], got shape {tuple(t.shape)} "
+                "(reshape t to [B, 1] only to mix x0 and x1)"
+            )
+        self.calls.append((x.detach().double().clone(), t.detach().double().clone()))
+        return self.a * x + t.to(x.dtype)[:, None]
+
+
+@checker
+def check_flow_matching_loss(flow_matching_loss):
+    """``flow_matching_loss(net, x1) -> scalar``: E || net(x_t, t) - (x1 - x0) ||^2 with x0 ~ N(0, I),
+    t ~ U[0, 1] and x_t = (1 - t) x0 + t x1. Checked exactly: from the x_t and t the network was called
+    with, the noise x0 the function drew is recovered, and the loss recomputed."""
+    x1 = 2 + torch.rand(4096, 2, generator=torch.Generator().manual_seed(17), dtype=torch.float64)  # data in [2, 3]^2
+    net = _RecordingVelocity()
+    with torch.random.fork_rng():  # the notebook's random numbers stay as they were
+        torch.manual_seed(17)
+        loss = flow_matching_loss(net, x1.clone())
+    loss = expect_tensor("flow_matching_loss", loss)
+    if loss.dim() != 0:
+        raise ExerciseError(
+            f"flow_matching_loss returned shape {tuple(loss.shape)}: return one number, the mean over the batch "
+            "and the dimensions"
+        )
+    if not net.calls:
+        raise ExerciseError("flow_matching_loss never calls net(x_t, t): the loss compares its output with a target")
+    if not loss.requires_grad:
+        raise ExerciseError("the loss carries no gradient: compute it with torch operations (no .item(), no detach)")
+    x_t, t = net.calls[-1]
+    if x_t.shape != x1.shape:
+        raise ExerciseError(f"net got x_t of shape {tuple(x_t.shape)}; x_t has the shape of x1, {tuple(x1.shape)}")
+    if t.min() < 0 or t.max() > 1 or t.std() < 0.2 or abs(t.mean() - 0.5) > 0.05 or abs(t.std() - 0.2887) > 0.03:
+        raise ExerciseError(
+            f"the times should be uniform on [0, 1], one per example (torch.rand); got values in "
+            f"[{t.min():.3g}, {t.max():.3g}] with mean {t.mean():.3g} and std {t.std():.3g}"
+        )
+    s = t[:, None]
+    inner = t < 0.95
+    x0 = (x_t - s * x1) / (1 - s)  # the noise this x_t implies, if x_t = (1 - t) x0 + t x1
+
+    def standard_normal(x):
+        return abs(x.mean()) < 0.1 and abs(x.std() - 1) < 0.1
+
+    if not standard_normal(x0[inner]):
+        outer = t > 0.05
+        swapped = (x_t - (1 - s) * x1) / s
+        if standard_normal(swapped[outer]):
+            raise ExerciseError(
+                "time runs the other way in flow matching: x_t = (1 - t) x0 + t x1 is the noise x0 at t = 0 "
+                "and the data x1 at t = 1."
+            )
+        raise ExerciseError(
+            "x_t must lie on the straight line between a noise sample x0 ~ N(0, I) (torch.randn_like(x1)) and "
+            "the data x1: x_t = (1 - t) x0 + t x1, with t reshaped to [B, 1]."
+        )
+    v = net.a.detach() * x_t + s
+    target = x1 - x0
+    mistakes = [
+        ("the target is the wrong way round: the path moves from x0 to x1.", ((v - (x0 - x1)) ** 2).mean()),
+        ("the target is the velocity of the path, dx_t/dt, not the data x1.", ((v - x1) ** 2).mean()),
+        ("the target is dx_t/dt = x1 - x0, not x1 - x_t.", ((v - (x1 - x_t)) ** 2).mean()),
+        ("average over every entry (.mean()), not a sum.", ((v - target) ** 2).sum()),
+        ("average over the dimensions too: .mean() over every entry.", ((v - target) ** 2).sum(1).mean()),
+        ("the error is squared, not its absolute value.", (v - target).abs().mean()),
+    ]
+    _diagnose(
+        "flow_matching_loss",
+        loss.detach().double(),
+        ((v - target) ** 2).mean(),
+        mistakes,
+        "the mean over the batch and the dimensions of (net(x_t, t) - dx_t/dt)^2.",
+    )
+    return "x_t on the straight line from noise to data, the target dx_t/dt = x1 - x0, a mean squared error."

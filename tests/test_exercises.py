@@ -654,3 +654,200 @@ def test_use_says_so_when_it_is_given_the_package_version_again(capsys):
     assert capsys.readouterr().out == (
         "using gencourse.vae.gaussian_kl (run the cell with your gaussian_kl again to use yours)\n"
     )
+
+
+def test_05_free_bits_kl_reference_passes_its_check_and_matches_elbo_loss(capsys):
+    from gencourse import vae
+
+    exercises.check_free_bits_kl(exercises.free_bits_kl)
+    assert "Correct!" in capsys.readouterr().out
+    torch.manual_seed(0)
+    model = vae.VAE.mlp(latent_dim=3, hidden=(8,))
+    x = torch.rand(5, 1, 28, 28).round()
+    torch.manual_seed(1)
+    loss, logs = vae.elbo_loss(free_bits=0.5, binarize_data=False)(model, (x, None))
+    torch.manual_seed(1)
+    rec, kl = model.elbo_terms(x)
+    assert torch.isclose(loss, -rec.mean() + exercises.free_bits_kl(kl, 0.5))
+
+
+def test_05_use_falls_back_to_the_references_when_the_students_are_missing(capsys):
+    from gencourse import vae
+
+    def my_iwae_bound(log_w):
+        raise NotImplementedError
+
+    def my_free_bits_kl(kl, lam):
+        return kl.clamp(min=lam).sum(1).mean()  # clamps each example: a typical mistake
+
+    iwae = exercises.use(exercises.check_iwae_bound, my_iwae_bound, fallback=vae.log_mean_exp)
+    free_bits = exercises.use(exercises.check_free_bits_kl, my_free_bits_kl, fallback=exercises.free_bits_kl)
+    assert iwae is vae.log_mean_exp and free_bits is exercises.free_bits_kl
+    out = capsys.readouterr().out
+    assert "using gencourse.vae.log_mean_exp (your my_iwae_bound did not pass" in out
+    assert "using gencourse.exercises.free_bits_kl (your my_free_bits_kl did not pass" in out
+    log_w = torch.tensor([[-1000.0, 0.0], [-1001.0, math.log(3.0)]])
+    assert torch.allclose(iwae(log_w), torch.logsumexp(log_w, 0) - math.log(2))
+
+
+# ---- Notebook 06: the reference answers the notebook falls back on ----
+
+
+def test_06_reference_answers_pass_their_checks(capsys):
+    exercises.check_lognormal_log_prob(exercises.lognormal_log_prob)
+    exercises.check_affine_coupling(exercises.affine_coupling)
+    assert capsys.readouterr().out.count("Correct") == 2
+
+
+def test_06_reference_lognormal_is_torchs_log_normal():
+    x = torch.linspace(0.05, 8.0, 100)
+    expected = torch.distributions.LogNormal(0.0, 1.0).log_prob(x)
+    assert torch.allclose(exercises.lognormal_log_prob(x), expected, atol=1e-5)
+
+
+def test_06_reference_coupling_inverts_and_its_log_det_is_the_jacobians():
+    x, mask, net, y_ref, log_det_ref = exercises.coupling_case(seed=3)
+    y, log_det = exercises.affine_coupling(x, mask, net)
+    assert torch.allclose(y, y_ref, atol=1e-6) and torch.allclose(log_det, log_det_ref, atol=1e-6)
+    s, t = net(y * mask)  # the masked part is unchanged, so (s, t) can be recomputed from y
+    assert torch.allclose(y * mask + (1 - mask) * (y - t) * torch.exp(-s), x, atol=1e-5)
+    jac = torch.autograd.functional.jacobian(lambda v: exercises.affine_coupling(v[None], mask, net)[0][0], x[0])
+    assert torch.isclose(log_det[0], torch.linalg.slogdet(jac)[1], atol=1e-5)
+
+
+def test_06_use_falls_back_on_the_reference_coupling(capsys):
+    def affine_coupling(x, mask, net):
+        raise NotImplementedError
+
+    chosen = exercises.use(exercises.check_affine_coupling, affine_coupling, fallback=exercises.affine_coupling)
+    assert chosen is exercises.affine_coupling
+    assert "using gencourse.exercises.affine_coupling (your affine_coupling did not pass" in capsys.readouterr().out
+
+
+# ---- Notebook 07: the reverse step as a posterior mean, guidance, flow matching ----
+
+
+def _07_posterior_step(x_t, eps, t, schedule, z):
+    beta, alpha, abar = schedule.betas[t], schedule.alphas[t], schedule.alphas_cumprod[t]
+    abar_prev = schedule.abar(t - 1)
+    x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    mean = (abar_prev.sqrt() * beta * x0_hat + alpha.sqrt() * (1 - abar_prev) * x_t) / (1 - abar)
+    return mean + beta.sqrt() * z if t > 0 else mean
+
+
+def _07_wrapped_abar(x_t, eps, t, schedule, z):  # alphas_cumprod[t - 1] at t = 0 is the last step's
+    beta, alpha, abar = schedule.betas[t], schedule.alphas[t], schedule.alphas_cumprod[t]
+    abar_prev = schedule.alphas_cumprod[t - 1]
+    x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    mean = (abar_prev.sqrt() * beta * x0_hat + alpha.sqrt() * (1 - abar_prev) * x_t) / (1 - abar)
+    return mean + beta.sqrt() * z if t > 0 else mean
+
+
+def _07_posterior_variance(x_t, eps, t, schedule, z):
+    beta, abar, abar_prev = schedule.betas[t], schedule.alphas_cumprod[t], schedule.abar(t - 1)
+    mean = _07_posterior_step(x_t, eps, t, schedule, z * 0)
+    return mean + ((1 - abar_prev) / (1 - abar) * beta).sqrt() * z if t > 0 else mean
+
+
+def test_07_check_ddpm_step_accepts_both_forms_of_the_mean_and_the_reference(capsys):
+    exercises.check_ddpm_step(_07_posterior_step)
+    exercises.check_ddpm_step(_ddpm_step_right)
+    exercises.check_ddpm_step(exercises.ddpm_step)
+    assert capsys.readouterr().out.count("Correct!") == 3
+
+
+@pytest.mark.parametrize(
+    "wrong,message",
+    [(_07_wrapped_abar, "schedule.abar\\(t - 1\\)"), (_07_posterior_variance, "posterior's variance")],
+)
+def test_07_check_ddpm_step_rejects_the_posterior_forms_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_ddpm_step(wrong)
+
+
+def test_07_reference_ddpm_step_is_the_packages_step_with_its_noise():
+    from gencourse.diffusion import NoiseSchedule, ddpm_step
+
+    schedule = NoiseSchedule(100, "cosine")
+    x_t, eps, z = torch.randn(3, 4, 2).unbind(0)
+    for t in (99, 10, 0):
+        assert torch.allclose(exercises.ddpm_step(x_t, eps, t, schedule, z), ddpm_step(x_t, eps, t, schedule, noise=z))
+
+
+def test_07_check_guided_eps_accepts_the_reference(capsys):
+    exercises.check_guided_eps(exercises.guided_eps)
+    exercises.check_guided_eps(lambda c, u, w: w * c + (1 - w) * u)
+    assert capsys.readouterr().out.count("Correct!") == 2
+
+
+@pytest.mark.parametrize(
+    "wrong,message",
+    [
+        (lambda c, u, w: c + w * (u - c), "swapped roles"),
+        (lambda c, u, w: (1 + w) * c - w * u, "Ho & Salimans"),
+        (lambda c, u, w: u + w * c, "a difference"),
+        (lambda c, u, w: -(u + w * (c - u)), "sign is flipped"),
+        (lambda c, u, w: (u + w * (c - u))[0], "shape"),
+    ],
+)
+def test_07_check_guided_eps_rejects_typical_mistakes(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_guided_eps(wrong)
+
+
+def _07_flow_matching_loss(net, x1, mistake=None):
+    x0 = torch.randn_like(x1)
+    t = torch.rand(len(x1), device=x1.device)
+    x_t = (1 - t[:, None]) * x0 + t[:, None] * x1
+    if mistake == "swapped time":
+        x_t = (1 - t[:, None]) * x1 + t[:, None] * x0
+    v = net(x_t, t[:, None] if mistake == "t [B, 1]" else t)
+    target = {"x0 - x1": x0 - x1, "data": x1, "x1 - x_t": x1 - x_t}.get(mistake, x1 - x0)
+    error = (v - target).pow(2)
+    if mistake == "sum":
+        return error.sum()
+    if mistake == "detached":
+        return error.mean().detach()
+    return error.mean()
+
+
+def test_07_check_flow_matching_loss_accepts_the_reference_and_the_package(capsys):
+    from gencourse.diffusion import flow_matching_loss
+
+    exercises.check_flow_matching_loss(_07_flow_matching_loss)
+    exercises.check_flow_matching_loss(flow_matching_loss)
+    assert capsys.readouterr().out.count("Correct!") == 2
+
+
+@pytest.mark.parametrize(
+    "mistake,message",
+    [
+        ("swapped time", "time runs the other way"),
+        ("t [B, 1]", "one time per example"),
+        ("x0 - x1", "wrong way round"),
+        ("data", "not the data x1"),
+        ("x1 - x_t", "not x1 - x_t"),
+        ("sum", "not a sum"),
+        ("detached", "no gradient"),
+    ],
+)
+def test_07_check_flow_matching_loss_rejects_typical_mistakes(mistake, message):
+    with pytest.raises(ExerciseError, match=message):
+        exercises.check_flow_matching_loss(lambda net, x1: _07_flow_matching_loss(net, x1, mistake))
+
+
+def test_07_check_flow_matching_loss_leaves_the_global_random_state_alone():
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    exercises.check_flow_matching_loss(_07_flow_matching_loss)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("check", ["check_guided_eps", "check_flow_matching_loss"])
+def test_07_new_exercise_stubs_say_not_done_yet(check):
+    def stub(*args):
+        raise NotImplementedError("your turn")
+
+    with pytest.raises(ExerciseError, match="not written yet"):
+        getattr(exercises, check)(stub)
