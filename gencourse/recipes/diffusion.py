@@ -225,19 +225,19 @@ def mnist_latent_diffusion():
     returns images in [0, 1] (the VAE decoder's pixel probabilities)."""
     vae, _ = vae_recipes.mnist_vae()
     settings = latent_diffusion_settings(vae)
-    images = mnist(train=True).tensors("unit", n=settings.n_train)[0]
-    with torch.no_grad():
-        dev = next(vae.parameters()).device
-        latents = torch.cat([vae.encode(images[i : i + 5000].to(dev))[0] for i in range(0, len(images), 5000)])
-    scale = latents.std().item()
 
     def build():
         net = TimeMLP(vae.latent_dim, hidden=settings.hidden, depth=settings.depth)
         diffusion = Diffusion(net, NoiseSchedule(settings.T, settings.schedule), (vae.latent_dim,))
-        return LatentDiffusion(vae, diffusion, scale)
+        return LatentDiffusion(vae, diffusion)  # its scale is set by train, and saved with the model
 
     def train(model):
-        data = TensorLoader(latents.to(model.scale.device) / scale, batch_size=settings.batch_size)
+        # the training images are encoded once, here: a cached model loads its scale and needs none of this
+        images = mnist(train=True).tensors("unit", n=settings.n_train)[0]
+        with torch.no_grad():
+            latents = torch.cat([vae.encode(images[i : i + 5000])[0] for i in range(0, len(images), 5000)])
+        model.scale.fill_(latents.std().item())
+        data = TensorLoader(latents / model.scale, batch_size=settings.batch_size)
         return train_with_ema(
             model.diffusion,
             lambda m, z: m.loss(z),
