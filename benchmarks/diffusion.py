@@ -9,13 +9,15 @@ Uses the very models the notebook uses (the recipes of ``gencourse.recipes.diffu
 trained on first use or loaded from the model cache. Reports, with the judge's scores (FID in the judge's
 feature space, Inception Score, precision, recall, confident fraction, digits present):
 
-- ``ddpm_mnist``: ``--n-samples`` (10000) samples of ``--steps``-step (40) stochastic DDIM (eta = 1) with
-  autoguidance ``--autoguidance`` (2; guided away from the model's own weights early in its training,
-  1 = off), the notebook's sampler, their cost, and ``train_plus_sample_1000_s``: the training time plus the
-  time to draw 1000 of them (the "10 minutes of training plus sampling" target); then, without autoguidance, the
-  full DDPM ancestral sampler (T steps) against 50-step DDIM with eta = 0 and eta = 1, on ``--n-ddpm``
-  (1000) samples each (FID depends on the number of samples): the speed-up and the ratio of the FIDs, and
-  50-step DDIM at a few autoguidance weights on the same number of samples;
+- ``ddpm_mnist`` (class-conditional, trained with 20% of the labels dropped): ``--n-samples`` (10000)
+  samples of ``--steps``-step (40) stochastic DDIM (eta = 1) with autoguidance ``--autoguidance`` (2; guided
+  away from the model's own weights early in its training, 1 = off), twice: with labels drawn from p(y)
+  (uniform; x ~ p(x | y) is then a sample of p(x), as the notebook draws them) and with no label (the
+  unconditional branch that classifier-free guidance uses); their cost, and ``train_plus_sample_1000_s``:
+  the training time plus the time to draw 1000 of them; then, without autoguidance, the full DDPM ancestral
+  sampler (T steps) against 50-step DDIM with eta = 0 and eta = 1, on ``--n-ddpm`` (1000) samples each with
+  labels from p(y) (FID depends on the number of samples): the speed-up and the ratio of the FIDs, and
+  50-step DDIM at a few autoguidance weights on the same samples;
 - ``ddpm_mnist`` with labels: classifier-free guidance at several scales on ``--n-ddpm`` samples: how often the judge
   sees the requested digit, and the within-class diversity (mean distance between judge features of
   samples of one class);
@@ -99,15 +101,17 @@ def main(argv=None):
     common = {"train_s": round(train_s, 1), "train_steps": history.meta["steps"], "cached": cached}
     if "judged" in args.sections:  # stochastic DDIM (eta = 1) with autoguidance, the notebook's sampler
         a, k = args.autoguidance, args.steps
-        x, seconds = timed_samples(model, n, args.batch, seed=0, steps=k, eta=1.0, autoguidance=a)
-        scores = metrics.evaluate_samples(x)
-        print(
-            f"DDIM {k} steps, eta 1, autoguidance {a:g}: {n} samples in {seconds:.0f} s; "
-            + ", ".join(f"{key} {scores[key]:.3f}" for key in SCORES),
-            flush=True,
-        )
-        judged = row(scores, seconds, n, **common, train_plus_sample_1000_s=round(train_s + seconds * 1000 / n, 1))
-        results.save(args.profile, "models", {f"ddpm_mnist (DDIM {k} steps, eta=1, autoguidance={a:g})": judged})
+        for how, y in (("y ~ p(y)", prior_labels(model, n, seed=0)), ("no label", None)):
+            x, seconds = timed_samples(model, n, args.batch, seed=0, steps=k, eta=1.0, autoguidance=a, y=y)
+            scores = metrics.evaluate_samples(x)
+            print(
+                f"{how}, DDIM {k} steps, eta 1, autoguidance {a:g}: {n} samples in {seconds:.0f} s; "
+                + ", ".join(f"{key} {scores[key]:.3f}" for key in SCORES),
+                flush=True,
+            )
+            judged = row(scores, seconds, n, **common, train_plus_sample_1000_s=round(train_s + seconds * 1000 / n, 1))
+            label = f"ddpm_mnist ({how}, DDIM {k} steps, eta=1, autoguidance={a:g})"
+            results.save(args.profile, "models", {label: judged})
     if "ddim" in args.sections:  # each section is saved as it ends, kept even if a later one fails
         results.save(args.profile, "models", ddim_rows(model, n_ddpm, args.batch, common))
     if "guided" in args.sections:
@@ -122,18 +126,30 @@ def main(argv=None):
     print(f"written to {results.path(args.profile)}")
 
 
+def prior_labels(model, n: int, seed: int):
+    """Labels drawn from p(y), uniform over the classes (as MNIST's nearly are), for a class-conditional
+    ``model``: its samples x ~ p(x | y) are then samples of p(x) = sum_y p(y) p(x | y). None for an
+    unconditional model."""
+    import torch
+
+    if not model.num_classes:
+        return None
+    return torch.randint(model.num_classes, (n,), generator=torch.Generator().manual_seed(seed))
+
+
 def ddim_rows(model, n_ddpm: int, batch: int, common: dict) -> dict:
     """The full DDPM sampler against 50-step DDIM (eta 0 and 1), then 50-step DDIM at a few autoguidance
-    weights, all on ``n_ddpm`` samples drawn from the same seed."""
+    weights, all on ``n_ddpm`` samples drawn from the same seed (with labels from p(y) for a conditional
+    model, as the notebook draws its samples)."""
     from gencourse import metrics
 
-    T, rows = model.schedule.T, {}
-    x_ddpm, ddpm_s = timed_samples(model, n_ddpm, batch, seed=1)
+    T, rows, y = model.schedule.T, {}, prior_labels(model, n_ddpm, seed=1)
+    x_ddpm, ddpm_s = timed_samples(model, n_ddpm, batch, seed=1, y=y)
     ddpm = metrics.evaluate_samples(x_ddpm)
     print(f"DDPM {T} steps: {n_ddpm} samples in {ddpm_s:.0f} s; " + ", ".join(f"{k} {ddpm[k]:.3f}" for k in SCORES))
     rows[f"ddpm_mnist (DDPM {T} steps)"] = row(ddpm, ddpm_s, n_ddpm, **common)
     for eta in (0.0, 1.0):
-        x_ddim, ddim_s = timed_samples(model, n_ddpm, batch, seed=1, steps=50, eta=eta)
+        x_ddim, ddim_s = timed_samples(model, n_ddpm, batch, seed=1, steps=50, eta=eta, y=y)
         ddim = metrics.evaluate_samples(x_ddim)
         speedup, fid_ratio = ddpm_s / ddim_s, ddim["fid"] / ddpm["fid"]
         print(
@@ -146,7 +162,7 @@ def ddim_rows(model, n_ddpm: int, batch: int, common: dict) -> dict:
         )
     if model.weak is not None:  # autoguidance weights, on the same samples as the eta = 1 row above (a = 1)
         for w in (1.5, 2.0, 3.0):
-            x_auto, auto_s = timed_samples(model, n_ddpm, batch, seed=1, steps=50, eta=1.0, autoguidance=w)
+            x_auto, auto_s = timed_samples(model, n_ddpm, batch, seed=1, steps=50, eta=1.0, autoguidance=w, y=y)
             auto = metrics.evaluate_samples(x_auto)
             print(f"DDIM 50 steps, eta 1, autoguidance {w:g}: FID {auto['fid']:.2f}, confident {auto['confident']:.3f}")
             rows[f"ddpm_mnist (DDIM 50 steps, eta=1, autoguidance={w:g}, {n_ddpm} samples)"] = row(
