@@ -782,7 +782,10 @@ def check_bits_per_dim(student_fn):
     if torch.allclose(got, ref * math.log(2), rtol=1e-4):
         raise ExerciseError("that is nats per dimension: divide by log 2 to get bits")
     expect_close("your bits per dim", got, ref, atol=1e-4, hint="bpd = (-log p(x) + D log 256) / (D log 2)")
-    return "bits/dim = (negative log-likelihood + D log 256) / (D log 2); 8 bits/dim is a uniform guess."
+    return (
+        "bits/dim = (-log p(x) + D log 256) / (D log 2), p the density of the dequantized image; "
+        "8 bits/dim is a uniform guess."
+    )
 
 
 # ---- Notebook 07: Diffusion models ----
@@ -852,7 +855,7 @@ def _float64_schedule(T: int, kind: str):
     from gencourse.diffusion import NoiseSchedule
 
     schedule = NoiseSchedule(T, kind)
-    schedule.betas = schedule.betas.double()
+    schedule.betas = schedule.betas.cpu().double()
     schedule.alphas = 1 - schedule.betas
     schedule.alphas_cumprod = torch.cumprod(schedule.alphas, 0)
     return schedule
@@ -982,7 +985,7 @@ class _RecordingVelocity(torch.nn.Module):
                 f"call net(x_t, t) with one time per example, t of shape [{len(x)}], got shape {tuple(t.shape)} "
                 "(reshape t to [B, 1] only to mix x0 and x1)"
             )
-        self.calls.append((x.detach().double().clone(), t.detach().double().clone()))
+        self.calls.append((x.detach().cpu().double().clone(), t.detach().cpu().double().clone()))
         return self.a * x + t.to(x.dtype)[:, None]
 
 
@@ -1045,7 +1048,7 @@ def check_flow_matching_loss(flow_matching_loss):
     ]
     _diagnose(
         "flow_matching_loss",
-        loss.detach().double(),
+        loss.detach().cpu().double(),
         ((v - target) ** 2).mean(),
         mistakes,
         "the mean over the batch and the dimensions of (net(x_t, t) - dx_t/dt)^2.",

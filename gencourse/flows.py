@@ -127,7 +127,7 @@ class ActNorm(nn.Module):
 class InvConv1x1(nn.Module):
     """A learned invertible linear map of the channels, y = W x at every position (Glow's 1x1 conv).
 
-    log|det J| = (H * W) * log|det W|. W starts as a random rotation; a fixed permutation of the
+    log|det J| = (H * W) * log|det W|. W starts as a random orthogonal matrix; a fixed permutation of the
     channels (RealNVP) is the special case of a permutation matrix.
     """
 

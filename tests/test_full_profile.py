@@ -83,3 +83,62 @@ def test_the_cost_of_a_training_step_is_counted_exactly(monkeypatch):
     assert row["train_flops"] == 40 * row["flops_per_step"]
     assert row["parameters"] == sum(layers) + 64 + 4 + 64 + 784  # weights and biases
     assert row["gpu_minutes"] > 0 and row["cpu_minutes"] is None  # not calibrated
+
+
+def _settings_makers() -> dict:
+    """Each costed model's settings function (its settings in the active profile)."""
+    R = recipes
+    return {
+        "gan_toy2d_gan": lambda: R.gan.toy_gan_settings("ring8", "gan"),
+        "gan_toy2d_pacgan": lambda: R.gan.toy_gan_settings("ring8", "pacgan"),
+        "gan_toy2d_largebatch": lambda: R.gan.toy_gan_settings("ring8", "largebatch"),
+        "gan_dcgan_mnist": R.gan.dcgan_settings,
+        "gan_conditional_mnist": R.gan.conditional_gan_settings,
+        "gan_sngan_mnist": R.gan.sngan_settings,
+        "gan_infogan_mnist": R.gan.infogan_settings,
+        "ae_mnist_2d": R.vae.autoencoder_2d_settings,
+        "vae_mnist_2d": R.vae.vae_2d_settings,
+        "vae_mnist": R.vae.mnist_vae_settings,
+        "vae_mnist_beta": lambda: R.vae.beta_vae_settings(R.vae.COLLAPSE_BETA, "kl_annealing"),
+        "cvae_mnist": R.vae.cvae_settings,
+        "flow_toy2d": lambda: R.flows.toy_flow_settings("moons"),
+        "flow_mnist": R.flows.mnist_flow_settings,
+        "ddpm_mnist": R.diffusion.mnist_ddpm_settings,
+        "latent_diffusion_mnist": lambda: R.diffusion.latent_diffusion_settings(torch.nn.Linear(2, 2)),
+    }
+
+
+# the settings that measure how much a model learns from: its size, its data, its training
+AT_LEAST = ("steps", "batch_size", "T", "latent_dim", "hidden", "depth", "num_layers", "ch", "dec_ch", "g_ch", "d_ch")
+AT_LEAST += ("ch_mult", "blocks", "flow_steps", "n_eval", "evaluations")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_full_trains_every_model_at_least_as_much_as_lecture(name, monkeypatch):
+    """The full profile is the lecture's model, never smaller nor trained less: more steps, and sizes, batches
+    and data at least the lecture's (a tuple entry by entry); the kind of model (the loss, the variant) is
+    the same."""
+    make = _settings_makers()[name]
+    monkeypatch.setenv("GENCOURSE_PROFILE", "lecture")
+    torch.manual_seed(0)
+    lecture = make()
+    monkeypatch.setenv("GENCOURSE_PROFILE", "full")
+    torch.manual_seed(0)
+    full = make()
+    assert type(full) is type(lecture)
+    assert full.steps > lecture.steps
+    for field in AT_LEAST:
+        small, large = getattr(lecture, field, None), getattr(full, field, None)
+        if small is None or large is None:
+            continue
+        if isinstance(small, tuple):
+            assert len(large) == len(small) and all(b >= a for a, b in zip(small, large)), (field, small, large)
+        else:
+            assert large >= small, (field, small, large)
+    assert getattr(lecture, "n_train", None) is None or getattr(full, "n_train", 0) is None
+    for field in ("kind", "pack", "conditional", "spectral_norm", "codes", "num_classes", "beta", "p_uncond"):
+        assert getattr(full, field, None) == getattr(lecture, field, None), field
+
+
+def test_every_costed_model_has_its_settings_here():
+    assert set(_settings_makers()) == set(MODELS)

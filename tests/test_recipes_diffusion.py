@@ -19,13 +19,13 @@ DDPM = {
         T=1000, schedule="cosine", patch=2, ch=32, ch_mult=(1, 2), blocks=1, steps=3000, batch_size=64, lr=8e-3
     ),
     "full": dict(
-        T=1000, schedule="linear", patch=1, ch=64, ch_mult=(1, 2, 2), blocks=2, steps=40_000, batch_size=128, lr=5e-4
+        T=1000, schedule="cosine", patch=2, ch=48, ch_mult=(1, 2), blocks=1, steps=10_000, batch_size=64, lr=8e-3
     ),
 }
 LATENT = {
     "smoke": dict(T=1000, schedule="linear", hidden=64, depth=2, steps=30, batch_size=64, lr=2e-3, ema=0.9),
     "lecture": dict(T=1000, schedule="linear", hidden=512, depth=4, steps=4000, batch_size=256, lr=2e-3, ema=0.999),
-    "full": dict(T=1000, schedule="linear", hidden=1024, depth=6, steps=40_000, batch_size=256, lr=5e-4, ema=0.9999),
+    "full": dict(T=1000, schedule="linear", hidden=1024, depth=6, steps=15_000, batch_size=256, lr=1e-3, ema=0.9999),
 }
 EMA = {"smoke": 0.9, "lecture": 0.999, "full": 0.9999}
 N_TRAIN = {"smoke": 2048, "lecture": None, "full": None}

@@ -26,12 +26,12 @@ MNIST = {
         flow_steps=(4, 4), hidden=(32, 64), blocks=(1, 2), n_train=None, batch_size=64, steps=1800, lr=2e-3, warmup=100
     ),
     "full": dict(
-        flow_steps=(8, 8),
-        hidden=(96, 128),
-        blocks=(2, 4),
+        flow_steps=(4, 4),
+        hidden=(64, 96),
+        blocks=(1, 2),
         n_train=None,
-        batch_size=128,
-        steps=30000,
+        batch_size=64,
+        steps=12000,
         lr=1e-3,
         warmup=500,
     ),

@@ -26,7 +26,7 @@ def all_settings():
 
 @pytest.mark.parametrize(
     ("profile", "toy_steps", "mnist_steps", "mnist_lr"),
-    [("smoke", 60, 20, 2e-3), ("lecture", 6000, 2000, 2e-3), ("full", 20000, 20000, 2e-4)],
+    [("smoke", 60, 20, 2e-3), ("lecture", 6000, 2000, 2e-3), ("full", 20000, 15000, 1e-3)],
 )
 def test_settings_build_in_every_profile_are_frozen_and_show_every_field(
     monkeypatch, profile, toy_steps, mnist_steps, mnist_lr

@@ -35,7 +35,7 @@ def test_settings_build_in_every_profile_and_are_frozen(name, profile, monkeypat
     [
         ("smoke", 8, "mlp", None, (64,), 40),
         ("lecture", 16, "mlp", None, (256, 512), 6000),
-        ("full", 32, "conv", 64, (), 100_000),
+        ("full", 32, "conv", 64, (), 25_000),
     ],
 )
 def test_mnist_vae_settings_per_profile(profile, ch, decoder, dec_ch, dec_hidden, steps, monkeypatch):
@@ -53,7 +53,7 @@ def test_mnist_vae_settings_per_profile(profile, ch, decoder, dec_ch, dec_hidden
 
 
 @pytest.mark.parametrize(
-    "profile, hidden, steps", [("smoke", (64,), 40), ("lecture", (256,), 1500), ("full", (256,), 15000)]
+    "profile, hidden, steps", [("smoke", (64,), 40), ("lecture", (256,), 1500), ("full", (256,), 6000)]
 )
 def test_beta_vae_settings_and_remedies(profile, hidden, steps, monkeypatch):
     monkeypatch.setenv("GENCOURSE_PROFILE", profile)
@@ -69,14 +69,17 @@ def test_beta_vae_settings_and_remedies(profile, hidden, steps, monkeypatch):
         recipes_vae.beta_vae_settings(1.0, "dropout")
 
 
-def test_the_2d_models_and_the_cvae(monkeypatch):
-    monkeypatch.setenv("GENCOURSE_PROFILE", "lecture")
+@pytest.mark.parametrize("profile, steps_2d, cvae_steps", [("lecture", 3000, 6000), ("full", 30000, 24000)])
+def test_the_2d_models_and_the_cvae(profile, steps_2d, cvae_steps, monkeypatch):
+    monkeypatch.setenv("GENCOURSE_PROFILE", profile)
     ae, vae2d, cvae = recipes_vae.autoencoder_2d_settings(), recipes_vae.vae_2d_settings(), recipes_vae.cvae_settings()
     assert (
-        (ae.latent_dim, ae.hidden, ae.steps) == (vae2d.latent_dim, vae2d.hidden, vae2d.steps) == (2, (512, 256), 3000)
+        (ae.latent_dim, ae.hidden, ae.steps)
+        == (vae2d.latent_dim, vae2d.hidden, vae2d.steps)
+        == (2, (512, 256), steps_2d)
     )
     assert not hasattr(ae, "beta")  # an autoencoder has no KL term
-    assert (cvae.latent_dim, cvae.num_classes, cvae.steps) == (2, 10, 6000)
+    assert (cvae.latent_dim, cvae.hidden, cvae.num_classes, cvae.steps) == (2, (512, 256), 10, cvae_steps)
 
 
 def test_build_vae_follows_the_settings(monkeypatch):

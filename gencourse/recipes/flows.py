@@ -109,13 +109,13 @@ def mnist_flow_settings() -> MnistFlowSettings:
     """The settings of the MNIST flow in the active profile."""
     prof = profile()
     return MnistFlowSettings(
-        flow_steps=prof.pick(smoke=(1, 1), lecture=(4, 4), full=(8, 8)),
-        hidden=prof.pick(smoke=(8, 8), lecture=(32, 64), full=(96, 128)),
-        blocks=prof.pick(smoke=(1, 1), lecture=(1, 2), full=(2, 4)),
+        flow_steps=prof.pick(smoke=(1, 1), lecture=(4, 4), full=(4, 4)),
+        hidden=prof.pick(smoke=(8, 8), lecture=(32, 64), full=(64, 96)),
+        blocks=prof.pick(smoke=(1, 1), lecture=(1, 2), full=(1, 2)),
         alpha=1e-6,
         n_train=prof.pick(smoke=512, lecture=None, full=None),
-        batch_size=prof.pick(smoke=32, lecture=64, full=128),
-        steps=prof.pick(smoke=8, lecture=1800, full=30000),
+        batch_size=prof.pick(smoke=32, lecture=64, full=64),
+        steps=prof.pick(smoke=8, lecture=1800, full=12000),
         lr=prof.pick(smoke=1e-3, lecture=2e-3, full=1e-3),
         lr_schedule="cosine",
         warmup=prof.pick(smoke=2, lecture=100, full=500),

@@ -104,21 +104,22 @@ def mnist_vae_settings() -> ConvVAESettings:
         decoder=p.pick(smoke="mlp", lecture="mlp", full="conv"),
         dec_ch=p.pick(smoke=None, lecture=None, full=64),
         dec_hidden=p.pick(smoke=(64,), lecture=(256, 512), full=()),
-        steps=p.pick(smoke=40, lecture=6000, full=100_000),
+        steps=p.pick(smoke=40, lecture=6000, full=25_000),
         batch_size=p.pick(smoke=64, lecture=128, full=128),
         lr=1e-3,
         n_train=p.pick(smoke=2048, lecture=None, full=None),
     )
 
 
-def _small_mlp(latent_dim: int, hidden: tuple[int, ...], lecture_steps: int) -> dict:
+def _small_mlp(latent_dim: int, hidden: tuple[int, ...], lecture_steps: int, full_factor: int) -> dict:
     """The network and training of a small MLP model, scaled by the profile: ``lecture_steps`` steps on all
-    of MNIST in lecture, ten times as many in full, and 40 steps of a (64,) MLP on 2048 images in smoke."""
+    of MNIST in lecture, ``full_factor`` times as many with the same network in full (the factor is chosen so
+    that the notebook's models fit its GPU budget), and 40 steps of a (64,) MLP on 2048 images in smoke."""
     p = profile()
     return dict(
         latent_dim=latent_dim,
         hidden=p.pick(smoke=(64,), lecture=hidden, full=hidden),
-        steps=p.pick(smoke=40, lecture=lecture_steps, full=10 * lecture_steps),
+        steps=p.pick(smoke=40, lecture=lecture_steps, full=full_factor * lecture_steps),
         batch_size=p.pick(smoke=64, lecture=128, full=128),
         lr=1e-3,
         n_train=p.pick(smoke=2048, lecture=None, full=None),
@@ -127,12 +128,12 @@ def _small_mlp(latent_dim: int, hidden: tuple[int, ...], lecture_steps: int) -> 
 
 def autoencoder_2d_settings() -> AutoencoderSettings:
     """Notebook 04's plain autoencoder: 2D codes, MLP (512, 256), the same data and decoder as the 2D VAE."""
-    return AutoencoderSettings(**_small_mlp(2, (512, 256), 3000))
+    return AutoencoderSettings(**_small_mlp(2, (512, 256), 3000, full_factor=10))
 
 
 def vae_2d_settings() -> MLPVAESettings:
     """Notebook 04's VAE: a 2D latent space (to plot it), MLP (512, 256)."""
-    return MLPVAESettings(**_small_mlp(2, (512, 256), 3000))
+    return MLPVAESettings(**_small_mlp(2, (512, 256), 3000, full_factor=10))
 
 
 def beta_vae_settings(beta: float = 1.0, remedy: str = "none") -> MLPVAESettings:
@@ -141,7 +142,7 @@ def beta_vae_settings(beta: float = 1.0, remedy: str = "none") -> MLPVAESettings
     half of training) or ``free_bits`` (0.25 free nats per dimension)."""
     if remedy not in REMEDIES:
         raise ValueError(f"unknown remedy {remedy!r}; choose one of: {', '.join(REMEDIES)}")
-    network_and_training = _small_mlp(16, (256,), 1500)
+    network_and_training = _small_mlp(16, (256,), 1500, full_factor=4)
     return MLPVAESettings(
         **network_and_training,
         beta=float(beta),
@@ -155,7 +156,7 @@ def cvae_settings() -> MLPVAESettings:
     decoder, and only 2 latent dimensions: with more, a short training can let the class leak into z (the
     KL term charges up to log 10 nats for storing what the decoder already gets from y), the decoder then
     reads it from z as well as from y, and samples follow the requested label less reliably."""
-    return MLPVAESettings(**_small_mlp(2, (512, 256), 6000), num_classes=10)
+    return MLPVAESettings(**_small_mlp(2, (512, 256), 6000, full_factor=4), num_classes=10)
 
 
 # ---------------------------------------------------------------------------------------------
