@@ -851,3 +851,11 @@ def test_07_new_exercise_stubs_say_not_done_yet(check):
 
     with pytest.raises(ExerciseError, match="not written yet"):
         getattr(exercises, check)(stub)
+
+
+def test_06_reference_bits_per_dim_passes_its_check(capsys):
+    from gencourse import flows
+
+    exercises.check_bits_per_dim(flows.dequantized_bits_per_dim)
+    out = capsys.readouterr().out
+    assert "Correct" in out and "-log p(x) + D log 256" in out

@@ -254,7 +254,7 @@ LAB_LOG = re.compile(
 GOING_FURTHER = re.compile(r"^#+\s+Going further\b", re.IGNORECASE)
 MAIN_PATH_WORDS = {"07": 3100}  # about 2,500 words of markdown a lesson; 07 about 3,000
 # The notebooks rewritten as lessons so far; the others follow (then this becomes every notebook).
-LESSONS = ("01", "02", "03", "04")
+LESSONS = ("01", "02", "03", "04", "05", "06", "07")
 
 
 def main_path_cells(nb) -> list:
