@@ -108,7 +108,7 @@ def render() -> Path:
         results = json.loads(p.read_text())
         profile = results.get("profile", p.stem)
         lines += [f"## Profile `{profile}`", ""]
-        for section in ("models", "toy2d", "notebooks"):
+        for section in ("models", "toy2d", "notebooks", "sliders"):
             if section not in results:
                 continue
             mach = results["machine"][section]

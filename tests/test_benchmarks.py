@@ -54,3 +54,27 @@ def test_table_cells_show_records_as_figures_not_python_reprs():
     seeds = [{"seed": 0, "modes": 17.0, "high_quality": 0.7983200073}, {"seed": 1, "modes": 25.0, "high_quality": 0.91}]
     assert results._fmt(seeds) == "seed 0, modes 17, high_quality 0.798; seed 1, modes 25, high_quality 0.91"
     assert results._fmt(None) == "-" and results._fmt(1234.5) == "1234" and results._fmt(0.123456, 2) == "0.12"
+
+
+def test_the_slider_benchmark_times_every_move_of_every_slider(tmp_path):
+    """One notebook with a one-parameter and a two-parameter slider: each is moved through every value and back."""
+    import nbformat
+
+    from benchmarks import sliders
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("from gencourse import plot"),
+        nbformat.v4.new_markdown_cell("a slider"),
+        nbformat.v4.new_code_cell("plot.explore(lambda ax, v: ax.plot([0, v]), [1, 2, 3], label='v')"),
+        nbformat.v4.new_code_cell("plot.explore(lambda ax, a, b: ax.plot([a, b]), {'a': [1, 2], 'b': [3, 4, 5]})"),
+    ]
+    path = tmp_path / "99_demo.ipynb"
+    nbformat.write(nb, path)
+    assert sliders.has_sliders(nb)
+    rows = sliders.time_notebook(path, "smoke")
+    assert list(rows) == ["99_demo cell 2", "99_demo cell 3"]  # numbered as in the notebook, not the timed copy
+    assert rows["99_demo cell 2"]["label"] == "v" and rows["99_demo cell 2"]["moves"] == 3
+    assert rows["99_demo cell 3"]["label"] == "a, b" and rows["99_demo cell 3"]["moves"] == 2 + 3
+    for row in rows.values():
+        assert 0 <= row["median_ms"] <= row["slowest_ms"]
