@@ -115,7 +115,7 @@ def main(argv=None):
     if "ddim" in args.sections:  # each section is saved as it ends, kept even if a later one fails
         results.save(args.profile, "models", ddim_rows(model, n_ddpm, args.batch, common))
     if "guided" in args.sections:
-        results.save(args.profile, "models", guided_rows(n_ddpm, args.batch))
+        results.save(args.profile, "models", guided_rows(model, history, n_ddpm, args.batch))
     if "latent" in args.sections:
         latent, latent_history = recipes.diffusion.mnist_latent_diffusion()
         x, seconds = timed_samples(latent, n, args.batch, seed=2, symmetric=False, steps=50, eta=1.0)
@@ -171,14 +171,13 @@ def ddim_rows(model, n_ddpm: int, batch: int, common: dict) -> dict:
     return rows
 
 
-def guided_rows(n_ddpm: int, batch: int) -> dict:
-    """The class-conditional DDPM at several classifier-free guidance scales: how often the judge sees the
-    requested digit, and the diversity within each class."""
+def guided_rows(guided, guided_history, n_ddpm: int, batch: int) -> dict:
+    """The class-conditional DDPM ``guided`` (with its training ``guided_history``) at several classifier-free
+    guidance scales: how often the judge sees the requested digit, and the diversity within each class."""
     import torch
 
-    from gencourse import metrics, recipes
+    from gencourse import metrics
 
-    guided, guided_history = recipes.diffusion.mnist_ddpm()
     judge, rows = metrics.judge(), {}
     per_class = max(1, n_ddpm // 10)
     wanted = torch.arange(10).repeat_interleave(per_class)
